@@ -1,0 +1,1 @@
+"""Backbones, reward-model loading/saving and heads."""
