@@ -1,0 +1,1 @@
+"""Preference data: formats, validation, tokenization with truncation, batching, synthetic tasks."""

@@ -1,0 +1,232 @@
+"""Load preference files into memory-mapped Arrow datasets and tokenize them once.
+
+:func:`load_examples` streams a file through :func:`~rewardkit.data.formats.parse_record` into an Arrow
+dataset (``datasets.Dataset.from_generator``), so a million pairs take no more RAM than a thousand.
+Every bad record is collected in the same pass; if there is any, the build fails with a
+:class:`~rewardkit.data.formats.DataValidationError` that lists them (and nothing is cached).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rewardkit.data.chat import PairEncoder
+from rewardkit.data.formats import (
+    CompletionExample,
+    DataError,
+    DataValidationError,
+    Example,
+    Location,
+    PreferenceExample,
+    iter_records,
+    parse_record,
+)
+
+Kind = Literal["preference", "completion", "any"]
+MAX_LISTED_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What a full pass over a file found: valid examples by format, and the errors."""
+
+    n_records: int
+    formats: dict[str, int]
+    errors: list[DataError]
+    n_errors: int
+
+
+def iter_examples(path: str | os.PathLike[str]) -> Iterator[tuple[Location, Example | DataError]]:
+    """Yield every record of ``path`` parsed, or the :class:`DataError` that it raised."""
+    for loc, record in iter_records(path):
+        if isinstance(record, DataError):
+            yield loc, record
+            continue
+        try:
+            yield loc, parse_record(record, loc)
+        except DataError as e:
+            yield loc, e
+
+
+def _kind_error(example: Example, kind: Kind, loc: Location) -> DataError | None:
+    if kind == "preference" and isinstance(example, CompletionExample):
+        return DataError(loc, "chosen", "missing (this command needs preference pairs, got a prompt/completion row)")
+    if kind == "completion" and isinstance(example, PreferenceExample):
+        return DataError(loc, "completion", "missing (expected prompt/completion rows)")
+    return None
+
+
+def file_fingerprint(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file (or of a folder's files, in name order): identifies the exact training data."""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+    for q in files:
+        with open(q, "rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _row(example: Example | None, loc: Location, error: DataError | None) -> dict[str, Any]:
+    if example is None:
+        return {"prompt": [], "chosen": [], "rejected": [], "conversational": False, "margin": None,
+                "format": "", "extras": "{}", "location": str(loc), "error": str(error)}
+    response = example.chosen if isinstance(example, PreferenceExample) else example.completion
+    return {
+        "prompt": list(example.prompt), "chosen": list(response),
+        "rejected": list(example.rejected) if isinstance(example, PreferenceExample) else [],
+        "conversational": example.conversational,
+        "margin": example.margin if isinstance(example, PreferenceExample) else None,
+        "format": example.format, "extras": json.dumps(dict(example.extras), ensure_ascii=False, default=str),
+        "location": str(loc), "error": None,
+    }
+
+
+def _generate(path: str, kind: Kind, stamp: str) -> Iterator[dict[str, Any]]:  # stamp: cache key only
+    for loc, ex in iter_examples(path):
+        err = ex if isinstance(ex, DataError) else _kind_error(ex, kind, loc)
+        yield _row(None, loc, err) if err is not None else _row(ex, loc, None)  # type: ignore[arg-type]
+
+
+def _features() -> Any:
+    from datasets import Features, Value
+
+    message = [{"role": Value("string"), "content": Value("string")}]
+    return Features({
+        "prompt": message, "chosen": message, "rejected": message, "conversational": Value("bool"),
+        "margin": Value("float64"), "format": Value("string"), "extras": Value("string"),
+        "location": Value("string"), "error": Value("string"),
+    })
+
+
+@dataclass(frozen=True)
+class LoadedExamples:
+    """A validated file as an Arrow dataset, plus what validation rejected.
+
+    ``dataset`` columns: ``prompt``, ``chosen``, ``rejected`` (lists of messages; for completion rows the
+    response is in ``chosen`` and ``rejected`` is empty), ``conversational``, ``margin`` (None if absent),
+    ``format``, ``extras`` (JSON of the other input fields), ``location`` (file:line). Input order.
+    """
+
+    dataset: Any
+    n_records: int
+    errors: list[str]
+    n_errors: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"records": self.n_records, "skipped_invalid": self.n_errors, "invalid": self.errors}
+
+
+def load_examples(
+    path: str | os.PathLike[str], *, kind: Kind = "preference", skip_invalid: bool = False
+) -> LoadedExamples:
+    """Read, validate and normalise a file into a memory-mapped, cached Arrow dataset.
+
+    Raises :class:`DataValidationError` listing the bad records, unless ``skip_invalid``: then they are
+    left out, and counted and listed in the result (never silently).
+    """
+    import datasets
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file or folder")
+    st = p.stat()
+    stamp = f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    full = datasets.Dataset.from_generator(
+        _generate, gen_kwargs={"path": str(p), "kind": kind, "stamp": stamp}, features=_features()
+    )
+    bad = full.filter(lambda e: [x is not None for x in e], input_columns="error", batched=True)
+    errors = bad.select(range(min(len(bad), MAX_LISTED_ERRORS)))["error"] if len(bad) else []
+    if len(bad) and not skip_invalid:
+        raise DataValidationError(str(p), errors, len(bad))
+    good = full.filter(lambda e: [x is None for x in e], input_columns="error", batched=True) if len(bad) else full
+    return LoadedExamples(good.remove_columns("error"), len(full), errors, len(bad))
+
+
+def scan(path: str | os.PathLike[str], *, kind: Kind = "any") -> ScanResult:
+    """One streaming pass: count records and formats and collect (the first few) errors."""
+    formats: Counter[str] = Counter()
+    errors: list[DataError] = []
+    n = n_errors = 0
+    for loc, ex in iter_examples(path):
+        n += 1
+        err = ex if isinstance(ex, DataError) else _kind_error(ex, kind, loc)
+        if err is not None:
+            n_errors += 1
+            if len(errors) < MAX_LISTED_ERRORS:
+                errors.append(err)
+        else:
+            formats[ex.format] += 1  # type: ignore[union-attr]
+    return ScanResult(n, dict(formats), errors, n_errors)
+
+
+def tokenize_examples(dataset: Any, encoder: PairEncoder, *, num_proc: int | None = None) -> Any:
+    """Add ``chosen_input_ids``/``rejected_input_ids`` (+ token types, dropped-token counts) by one cached
+    ``map``. For completion rows only the ``chosen_*`` columns are filled."""
+
+    def encode_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {k: [] for k in _TOKEN_COLUMNS}
+        for prompt, chosen, rejected, conv in zip(
+            batch["prompt"], batch["chosen"], batch["rejected"], batch["conversational"], strict=True
+        ):
+            for side, msgs in (("chosen", chosen), ("rejected", rejected)):
+                enc = encoder.encode(prompt, msgs, conv) if msgs else None
+                out[f"{side}_input_ids"].append(enc.input_ids if enc else [])
+                out[f"{side}_token_type_ids"].append((enc.token_type_ids or []) if enc else [])
+                out[f"{side}_prompt_dropped"].append(enc.prompt_tokens_dropped if enc else 0)
+                out[f"{side}_response_dropped"].append(enc.response_tokens_dropped if enc else 0)
+        return out
+
+    # datasets fingerprints ``encode_batch`` with its closure (encoder, tokenizer), so a changed
+    # tokenizer or max_length re-tokenizes and an unchanged one reuses the cached Arrow file.
+    return dataset.map(encode_batch, batched=True, batch_size=256, num_proc=num_proc, desc="Tokenizing")
+
+
+_TOKEN_COLUMNS = tuple(
+    f"{side}_{col}" for side in ("chosen", "rejected")
+    for col in ("input_ids", "token_type_ids", "prompt_dropped", "response_dropped")
+)
+
+
+@dataclass(frozen=True)
+class TruncationStats:
+    """How many sequences the truncation policy cut, and how many tokens it dropped."""
+
+    sequences: int
+    truncated_sequences: int
+    pairs_truncated: int
+    prompt_tokens_dropped: int
+    response_tokens_dropped: int
+    response_cut_sequences: int
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def truncation_stats(tokenized: Any) -> TruncationStats:
+    """Count truncation over a tokenized dataset (both sides of each pair)."""
+    names = [f"{s}_{c}" for s in ("chosen", "rejected") for c in ("prompt_dropped", "response_dropped")]
+    cols = tokenized.select_columns([*names, "rejected"])
+    seqs = truncated = pairs = p_drop = r_drop = r_cut = 0
+    for row in cols.iter(batch_size=4096):
+        for cp, cr, rp, rr, rej in zip(
+            row["chosen_prompt_dropped"], row["chosen_response_dropped"],
+            row["rejected_prompt_dropped"], row["rejected_response_dropped"], row["rejected"], strict=True,
+        ):
+            sides = [(cp, cr)] + ([(rp, rr)] if rej else [])
+            seqs += len(sides)
+            cut = [p + r > 0 for p, r in sides]
+            truncated += sum(cut)
+            pairs += any(cut)
+            p_drop += sum(p for p, _ in sides)
+            r_drop += sum(r for _, r in sides)
+            r_cut += sum(r > 0 for _, r in sides)
+    return TruncationStats(seqs, truncated, pairs, p_drop, r_drop, r_cut)
