@@ -169,11 +169,11 @@ def scan(path: str | os.PathLike[str], *, kind: Kind = "any") -> ScanResult:
 
 
 def tokenize_examples(dataset: Any, encoder: PairEncoder, *, num_proc: int | None = None) -> Any:
-    """Add ``chosen_input_ids``/``rejected_input_ids`` (+ token types, dropped-token counts) by one cached
-    ``map``. For completion rows only the ``chosen_*`` columns are filled."""
+    """Add ``chosen_input_ids``/``rejected_input_ids`` (+ token types, dropped-token counts, and ``length``,
+    the longer side) by one cached ``map``. For completion rows only the ``chosen_*`` columns are filled."""
 
     def encode_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {k: [] for k in _TOKEN_COLUMNS}
+        out: dict[str, list[Any]] = {k: [] for k in (*_TOKEN_COLUMNS, "length")}
         for prompt, chosen, rejected, conv in zip(
             batch["prompt"], batch["chosen"], batch["rejected"], batch["conversational"], strict=True
         ):
@@ -183,6 +183,7 @@ def tokenize_examples(dataset: Any, encoder: PairEncoder, *, num_proc: int | Non
                 out[f"{side}_token_type_ids"].append((enc.token_type_ids or []) if enc else [])
                 out[f"{side}_prompt_dropped"].append(enc.prompt_tokens_dropped if enc else 0)
                 out[f"{side}_response_dropped"].append(enc.response_tokens_dropped if enc else 0)
+            out["length"].append(max(len(out["chosen_input_ids"][-1]), len(out["rejected_input_ids"][-1])))
         return out
 
     # datasets fingerprints ``encode_batch`` with its closure (encoder, tokenizer), so a changed

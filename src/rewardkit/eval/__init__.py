@@ -1,0 +1,1 @@
+"""Evaluation: pairwise metrics, intervals and baselines; benchmark rules live in benchmarks/."""

@@ -1,0 +1,1 @@
+"""Training: typed configs, the one loop, and the jobs built on it."""
