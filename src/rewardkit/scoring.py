@@ -134,3 +134,91 @@ def load_scorer(spec: str, **kwargs: Any) -> Scorer:
     if spec in SCORERS:
         return SCORERS.get(spec)(spec, **kwargs)
     return SCORERS.get("rm")(spec, **kwargs)
+
+
+@dataclass(frozen=True)
+class ScoreFileResult:
+    """What ``rewardkit score`` wrote and measured."""
+
+    out: str
+    pairs: int
+    completions: int
+    invalid: int
+    sequences: int
+    truncated_sequences: int
+    seconds: float
+
+    @property
+    def sequences_per_s(self) -> float:
+        return self.sequences / max(self.seconds, 1e-9)
+
+
+def score_file(
+    model: str, data: str, out: str, *, max_tokens: int = DEFAULT_MAX_TOKENS, max_length: int | None = None,
+    skip_invalid: bool = False, device: str = "cpu",
+) -> ScoreFileResult:
+    """Score every record of ``data`` with the reward model ``model`` and write ``out`` (jsonl).
+
+    Each output line is the input record with every field kept, plus ``chosen_score``/``rejected_score``
+    (pairs) or ``score`` (prompt/completion rows), and ``truncated`` (whether the truncation policy cut
+    either input). Lines keep input order. With ``skip_invalid`` an invalid record is written back with
+    ``"error"`` set and null scores instead of stopping the run.
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    from rewardkit.data.dataset import load_examples, tokenize_examples
+
+    rm = load_reward_model(model, max_length=max_length, device=device)
+    loaded = load_examples(data, kind="any", skip_invalid=skip_invalid)
+    t0 = time.perf_counter()
+    tok = tokenize_examples(loaded.dataset, rm.encoder).select_columns(
+        ["chosen_input_ids", "rejected_input_ids", "chosen_token_type_ids", "rejected_token_type_ids",
+         "chosen_prompt_dropped", "chosen_response_dropped", "rejected_prompt_dropped",
+         "rejected_response_dropped"])[:]
+    pair_rows = [i for i, r in enumerate(tok["rejected_input_ids"]) if r]
+    ids = tok["chosen_input_ids"] + [tok["rejected_input_ids"][i] for i in pair_rows]
+    types = tok["chosen_token_type_ids"] + [tok["rejected_token_type_ids"][i] for i in pair_rows]
+    with tqdm(total=len(ids), desc="score", unit="seq", dynamic_ncols=True) as bar:
+        scores = score_token_ids(rm.model, rm.pad_token_id, ids, types, max_tokens=max_tokens, progress=bar.update)
+    seconds = time.perf_counter() - t0
+    n = len(tok["chosen_input_ids"])
+    rejected = dict(zip(pair_rows, scores[n:].tolist(), strict=True))
+    cut = [tok["chosen_prompt_dropped"][i] + tok["chosen_response_dropped"][i] + tok["rejected_prompt_dropped"][i]
+           + tok["rejected_response_dropped"][i] > 0 for i in range(n)]
+    _write_scored(data, out, scores[:n].tolist(), rejected, cut)
+    return ScoreFileResult(out, len(pair_rows), n - len(pair_rows), loaded.n_errors, len(ids),
+                           int(sum(cut)), seconds)
+
+
+def _write_scored(data: str, out: str, chosen: list[float], rejected: dict[int, float], cut: list[bool]) -> None:
+    """Stream the raw records of ``data`` again, attach scores in order, write ``out`` atomically."""
+    import json
+    import os
+    from pathlib import Path
+
+    from rewardkit.data.formats import DataError, iter_records, parse_record
+
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    k = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for loc, record in iter_records(data):
+            error = record if isinstance(record, DataError) else None
+            if error is None:
+                try:
+                    parse_record(record, loc)  # type: ignore[arg-type]
+                except DataError as e:
+                    error = e
+            if error is not None:
+                row = {**(record if isinstance(record, dict) else {}), "error": str(error), "score": None}
+            elif k in rejected:
+                row = {**record, "chosen_score": chosen[k], "rejected_score": rejected[k], "truncated": cut[k]}
+                k += 1
+            else:
+                row = {**record, "score": chosen[k], "truncated": cut[k]}
+                k += 1
+            f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, target)
