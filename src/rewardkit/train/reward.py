@@ -62,6 +62,21 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if native else "fp32"
 
 
+def build_accelerator(precision: str) -> Any:
+    """An ``Accelerator`` for this machine. Without a GPU it must be told ``cpu=True``, or under
+    ``torchrun`` each CPU process silently trains alone; that case is refused rather than run."""
+    import os
+
+    from accelerate import Accelerator
+
+    has_gpu = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not has_gpu)
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes != launched:
+        raise RuntimeError(f"launched as {launched} processes but accelerate set up {accelerator.num_processes}")
+    return accelerator
+
+
 def apply_lora(model: Any, lora: LoraSection) -> Any:
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -116,12 +131,11 @@ def evaluate_pairs(model: Any, pad_id: int, tokenized: Any, *, max_tokens: int, 
 
 def train_reward_model(cfg: RewardTrainConfig) -> TrainResult:
     """Train a Bradley--Terry reward model as configured and save it to ``cfg.out``."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_scheduler
 
     precision = resolve_precision(cfg.precision)
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    accelerator = build_accelerator(precision)
     set_seed(cfg.seed)
     rm = build_reward_model(cfg.model, max_length=cfg.max_length)
     if cfg.lora.r:
@@ -135,7 +149,8 @@ def train_reward_model(cfg: RewardTrainConfig) -> TrainResult:
     per_epoch = steps_per_epoch(len(train.tokenized), global_batch)
     total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * per_epoch))
     params = [p for p in rm.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
     scheduler = get_scheduler("constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler, optimizer,
                               num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
     model, optimizer = accelerator.prepare(rm.model, optimizer)
