@@ -162,6 +162,11 @@ def train_reward_model(cfg: RewardTrainConfig) -> TrainResult:
             return evaluate_pairs(accelerator.unwrap_model(model), rm.pad_token_id, held_out.tokenized,
                                   max_tokens=cfg.eval_batch_tokens)
     out = Path(cfg.out)
+    if accelerator.is_main_process:  # the exact settings, reusable with --config (e.g. to --resume)
+        import yaml
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     parts = LoopParts(accelerator, model, optimizer, scheduler, list(train.tokenized["length"]),
                       make_step_loss(model, columns, rm.pad_token_id, cfg), evaluate, out)
     settings = LoopSettings(global_batch, cfg.grad_accum, total, cfg.seed, cfg.group_by_length, cfg.max_grad_norm,
