@@ -74,7 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_train(sub)
     _add_score(sub)
+    for target in PLUGGED_COMMANDS:
+        _plug(sub, target)
     return parser
+
+
+# Subcommands that live beside their feature: "module:function", where function(sub) adds the parser.
+PLUGGED_COMMANDS = ("rewardkit.eval.cli:add_commands", "rewardkit.serve.cli:add_commands")
+
+
+def _plug(sub: Any, target: str) -> None:
+    import importlib
+
+    module, _, attr = target.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module:  # that feature is not part of this build
+            return
+        raise
+    getattr(mod, attr)(sub)
 
 
 def _command(sub: Any, name: str, help: str, handler: Callable[[argparse.Namespace], int],  # noqa: A002
