@@ -96,7 +96,7 @@ def _plug(sub: Any, target: str) -> None:
     getattr(mod, attr)(sub)
 
 
-def _command(sub: Any, name: str, help: str, handler: Callable[[argparse.Namespace], int],  # noqa: A002
+def _command(sub: Any, name: str, help: str, handler: Callable[[argparse.Namespace], int],
              formatter: type[argparse.HelpFormatter] = argparse.ArgumentDefaultsHelpFormatter) -> Any:
     p = sub.add_parser(name, help=help, description=help, formatter_class=formatter)
     p.set_defaults(handler=handler)

@@ -159,7 +159,7 @@ class PairEncoder:
         p = tok("".join(m["content"] for m in prompt), add_special_tokens=True)["input_ids"] if prompt else []
         r = tok("".join(m["content"] for m in response), add_special_tokens=not prompt)["input_ids"]
         eos = getattr(tok, "eos_token_id", None)
-        return p, (r + [eos]) if eos is not None else r
+        return p, [*r, eos] if eos is not None else r
 
 
 def _template_ids(tok: Any, messages: list[Message], *, add_generation_prompt: bool) -> list[int]:

@@ -7,4 +7,4 @@ from rewardkit.losses.base import LOSSES, LossOutput
 __all__ = ["LOSSES", "LossOutput"]
 
 # Importing the modules registers their losses.
-from rewardkit.losses import preference as _preference  # noqa: E402,F401
+from rewardkit.losses import preference as _preference  # noqa: F401

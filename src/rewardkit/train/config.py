@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 
 
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
+def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 

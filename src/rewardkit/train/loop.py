@@ -68,7 +68,7 @@ def steps_per_epoch(n_pairs: int, global_batch: int) -> int:
     return max(1, math.ceil(n_pairs / global_batch))
 
 
-def run_loop(parts: LoopParts, s: LoopSettings) -> LoopResult:  # noqa: C901 - the one loop, kept readable
+def run_loop(parts: LoopParts, s: LoopSettings) -> LoopResult:
     acc, model = parts.accelerator, parts.model
     world, rank = acc.num_processes, acc.process_index
     per_epoch = steps_per_epoch(len(parts.lengths), s.global_batch)
@@ -212,7 +212,7 @@ class _Logger:
         if not enabled:
             return
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.jsonl = open(log_dir / "metrics.jsonl", "a" if resumed else "w", encoding="utf-8")
+        self.jsonl = open(log_dir / "metrics.jsonl", "a" if resumed else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         try:
             from torch.utils.tensorboard import SummaryWriter
 

@@ -14,7 +14,13 @@ import torch
 
 from rewardkit import __version__
 from rewardkit.data.collate import MicroBatch, pad_sequences
-from rewardkit.data.dataset import LoadedExamples, file_fingerprint, load_examples, tokenize_examples, truncation_stats
+from rewardkit.data.dataset import (
+    LoadedExamples,
+    file_fingerprint,
+    load_examples,
+    tokenize_examples,
+    truncation_stats,
+)
 from rewardkit.eval.stats import bootstrap_mean, pairwise_correct
 from rewardkit.losses import LOSSES
 from rewardkit.models.reward_model import RewardModel, build_reward_model, save_reward_model

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_models import PAIRS, tiny_bert, tiny_llama, write_pairs
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardkit.cli import main
 from rewardkit.models.reward_model import build_reward_model, load_reward_model
 from rewardkit.scoring import RewardModelScorer, score_encoded
+from tiny_models import PAIRS, tiny_bert, tiny_llama, write_pairs
 
 TRAIN = ["--max-steps", "2", "--lr", "1e-3", "--warmup-ratio", "0", "--batch-size", "4", "--max-length", "64"]
 

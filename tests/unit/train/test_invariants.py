@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_models import tiny_bert, write_pairs
 
 from rewardkit.cli import main
 from rewardkit.train.config import RewardTrainConfig
 from rewardkit.train.reward import train_reward_model
+from tiny_models import tiny_bert, write_pairs
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def _assert_trained(a: dict[str, torch.Tensor], start: Path) -> None:
 
 
 def test_resume_continues_to_the_same_result(setup: tuple[Path, Path], tmp_path: Path) -> None:
-    backbone, data = setup
+    _, data = setup
     # Dropout on: the checkpoint must restore RNG state too, not only weights and optimizer.
     drop = tiny_bert(tmp_path / "bert-dropout", dropout=0.1)
     full = _train(drop, data, tmp_path / "full", save_steps=2)
