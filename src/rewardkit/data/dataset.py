@@ -144,7 +144,7 @@ def load_examples(
         _generate, gen_kwargs={"path": str(p), "kind": kind, "stamp": stamp}, features=_features()
     )
     bad = full.filter(lambda e: [x is not None for x in e], input_columns="error", batched=True)
-    errors = bad.select(range(min(len(bad), MAX_LISTED_ERRORS)))["error"] if len(bad) else []
+    errors = list(bad.select(range(min(len(bad), MAX_LISTED_ERRORS)))["error"]) if len(bad) else []  # not a Column
     if len(bad) and not skip_invalid:
         raise DataValidationError(str(p), errors, len(bad))
     good = full.filter(lambda e: [x is None for x in e], input_columns="error", batched=True) if len(bad) else full

@@ -136,7 +136,7 @@ def _iter_jsonl(p: Path) -> Iterator[tuple[Location, dict[str, Any] | DataError]
             if not text.strip():
                 continue
             try:
-                record = json.loads(text)
+                record = json.loads(text.rstrip("\r\n"))  # so a cut-off line's column is on that line
             except json.JSONDecodeError as e:
                 yield loc, DataError(loc, None, f"bad JSON: {e.msg} at column {e.colno}")
                 continue
@@ -321,9 +321,8 @@ def _common_text_prefix(a: str, b: str) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
-    if n < min(len(a), len(b)):
-        while n > 0 and not a[n - 1].isspace():
-            n -= 1
+    while n > 0 and not a[n - 1].isspace():  # also when one text is a prefix of the other (or equal)
+        n -= 1
     return n
 
 
@@ -354,11 +353,11 @@ def _parse_hh(text: Any, loc: Location, name: str) -> tuple[Message, ...]:
 def to_canonical(example: Example) -> dict[str, Any]:
     """The TRL-format record for ``example`` (conversational as messages, plain text as strings)."""
     out: dict[str, Any] = {}
-    if isinstance(example, CompletionExample):
+    if example.prompt or example.conversational:  # a plain "" prompt would re-read as an empty user turn
         out["prompt"] = _canonical(example.prompt, example.conversational)
+    if isinstance(example, CompletionExample):
         out["completion"] = _canonical(example.completion, example.conversational)
     else:
-        out["prompt"] = _canonical(example.prompt, example.conversational)
         out["chosen"] = _canonical(example.chosen, example.conversational)
         out["rejected"] = _canonical(example.rejected, example.conversational)
         if example.margin is not None:
