@@ -23,7 +23,7 @@ def convert_file(src: str, dst: str) -> ConvertResult:
     ``dst`` in canonical form, atomically (temporary file, then rename)."""
     checked = scan(src)
     if checked.n_errors:
-        raise DataValidationError(src, checked.errors, checked.n_errors)
+        raise DataValidationError(src, checked.errors, checked.n_errors, hint="fix them; nothing was written")
     if Path(src).resolve() == Path(dst).resolve():
         raise ValueError(f"{dst}: output would overwrite the input")
     target = Path(dst)

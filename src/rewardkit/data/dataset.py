@@ -140,9 +140,12 @@ def load_examples(
         raise FileNotFoundError(f"{p}: no such file or folder")
     st = p.stat()
     stamp = f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-    full = datasets.Dataset.from_generator(
-        _generate, gen_kwargs={"path": str(p), "kind": kind, "stamp": stamp}, features=_features()
-    )
+    try:
+        full = datasets.Dataset.from_generator(
+            _generate, gen_kwargs={"path": str(p), "kind": kind, "stamp": stamp}, features=_features()
+        )
+    except datasets.exceptions.DatasetGenerationError as e:  # a reading error, e.g. an unsupported file
+        raise (e.__cause__ or e) from None
     bad = full.filter(lambda e: [x is not None for x in e], input_columns="error", batched=True)
     errors = list(bad.select(range(min(len(bad), MAX_LISTED_ERRORS)))["error"]) if len(bad) else []  # not a Column
     if len(bad) and not skip_invalid:

@@ -58,12 +58,15 @@ class DataError(ValueError):
 class DataValidationError(ValueError):
     """A file with bad records; ``errors`` holds the first few, ``n_errors`` counts them all."""
 
-    def __init__(self, path: str, errors: list[str] | list[DataError], n_errors: int) -> None:
+    SKIP_HINT = "fix them, or pass --skip-invalid to leave them out (they are counted and listed)"
+
+    def __init__(self, path: str, errors: list[str] | list[DataError], n_errors: int, *,
+                 hint: str = SKIP_HINT) -> None:
         self.path, self.errors, self.n_errors = path, errors, n_errors
         lines = [f"{n_errors} invalid record(s) in {path}:"] + [f"  {e}" for e in errors]
         if n_errors > len(errors):
             lines.append(f"  ... and {n_errors - len(errors)} more (run `rewardkit data check {path}`)")
-        lines.append("  fix them, or pass --skip-invalid to leave them out (they are counted and listed)")
+        lines.append(f"  {hint}")
         super().__init__("\n".join(lines))
 
 

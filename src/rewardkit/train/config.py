@@ -142,6 +142,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], cls: type) -> dic
         hints = _hints(cls)
         if section not in hints:
             raise ValueError(f"--set {key}: unknown setting; known: {sorted(hints)}")
+        if not dot and dataclasses.is_dataclass(hints[section]):
+            raise ValueError(f"--set {key}: '{section}' is a section; set one of its fields, e.g. "
+                             f"--set {section}.{dataclasses.fields(hints[section])[0].name}=...")
         if dot:
             sub_hints = _hints(hints[section])
             if leaf not in sub_hints:
@@ -161,10 +164,28 @@ def load_config(cls: type, yaml_path: str | None, values: dict[str, Any], overri
         if not isinstance(loaded, dict):
             raise ValueError(f"{yaml_path}: expected a mapping of settings at the top level")
         raw.update(loaded)
+        raw = _coerce(raw, cls, yaml_path)
     raw.update({k: v for k, v in values.items() if v is not None})
     raw = apply_overrides(raw, overrides, cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
+    return cls(**_coerce(raw, cls, "settings"))
+
+
+def _coerce(raw: dict[str, Any], cls: type, where: str) -> dict[str, Any]:
+    """Check keys against ``cls``'s fields (sections too) and convert strings to the field types
+    (YAML reads ``1e-5`` as a string)."""
+    hints = _hints(cls)
+    unknown = sorted(set(raw) - set(hints))
     if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
-    return cls(**raw)
+        raise ValueError(f"{where}: unknown setting(s) {unknown}; known: {sorted(hints)}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and not isinstance(value, hint):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: '{key}' is a section; give it a mapping of its settings")
+            out[key] = _coerce(value, hint, f"{where}: {key}")
+        elif isinstance(value, str) and hint is not str:
+            out[key] = _convert(value, hint, key)
+        else:
+            out[key] = value
+    return out

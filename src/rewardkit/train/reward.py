@@ -51,8 +51,7 @@ class TrainResult:
     metadata: dict[str, Any]
 
 
-def prepare_pairs(path: str, rm: RewardModel, *, skip_invalid: bool) -> PreparedPairs:
-    loaded = load_examples(path, kind="preference", skip_invalid=skip_invalid)
+def prepare_pairs(path: str, loaded: LoadedExamples, rm: RewardModel) -> PreparedPairs:
     return PreparedPairs(path, loaded, tokenize_examples(loaded.dataset, rm.encoder))
 
 
@@ -142,15 +141,19 @@ def train_reward_model(cfg: RewardTrainConfig) -> TrainResult:
 
     precision = resolve_precision(cfg.precision)
     accelerator = build_accelerator(precision)
+    with accelerator.main_process_first():  # validate the data before spending time on the model
+        train_rows = load_examples(cfg.data, kind="preference", skip_invalid=cfg.skip_invalid)
+        eval_rows = load_examples(cfg.eval_data, kind="preference", skip_invalid=cfg.skip_invalid) \
+            if cfg.eval_data else None
+    if len(train_rows.dataset) == 0:
+        raise ValueError(f"{cfg.data}: no valid preference pairs to train on")
     set_seed(cfg.seed)
     rm = build_reward_model(cfg.model, max_length=cfg.max_length)
     if cfg.lora.r:
         rm.model = apply_lora(rm.model, cfg.lora)
     with accelerator.main_process_first():
-        train = prepare_pairs(cfg.data, rm, skip_invalid=cfg.skip_invalid)
-        held_out = prepare_pairs(cfg.eval_data, rm, skip_invalid=cfg.skip_invalid) if cfg.eval_data else None
-    if len(train.tokenized) == 0:
-        raise ValueError(f"{cfg.data}: no valid preference pairs to train on")
+        train = prepare_pairs(cfg.data, train_rows, rm)
+        held_out = prepare_pairs(cfg.eval_data, eval_rows, rm) if cfg.eval_data and eval_rows else None
     global_batch = cfg.batch_size * accelerator.num_processes * cfg.grad_accum
     per_epoch = steps_per_epoch(len(train.tokenized), global_batch)
     total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * per_epoch))
