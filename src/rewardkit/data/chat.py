@@ -149,13 +149,13 @@ class PairEncoder:
         if self.input_format == "chat" and (conversational or prompt):
             p = _template_ids(tok, list(prompt), add_generation_prompt=True) if prompt else []
             full = _template_ids(tok, [*prompt, *response], add_generation_prompt=False)
-            if full[: len(p)] == p:
-                return p, full[len(p) :]
-            # Templates that rewrite earlier turns: fall back to tokenizing the text difference.
-            full_text = _template_text(tok, [*prompt, *response])
-            p_text = _template_text(tok, list(prompt), add_generation_prompt=True)
-            tail = full_text[len(p_text) :] if full_text.startswith(p_text) else full_text
-            return p, tok(tail, add_special_tokens=False)["input_ids"]
+            # The sequence is always exactly the template of prompt + response (what plain transformers
+            # feeds the model). Where a token straddles the boundary (a response starting with "\n"
+            # merges with the template's "\n"), it counts as response.
+            k = 0
+            while k < min(len(p), len(full)) and p[k] == full[k]:
+                k += 1
+            return full[:k], full[k:]
         p = tok("".join(m["content"] for m in prompt), add_special_tokens=True)["input_ids"] if prompt else []
         r = tok("".join(m["content"] for m in response), add_special_tokens=not prompt)["input_ids"]
         eos = getattr(tok, "eos_token_id", None)
@@ -165,7 +165,3 @@ class PairEncoder:
 def _template_ids(tok: Any, messages: list[Message], *, add_generation_prompt: bool) -> list[int]:
     out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
     return list(out["input_ids"] if hasattr(out, "keys") else out)
-
-
-def _template_text(tok: Any, messages: list[Message], *, add_generation_prompt: bool = False) -> str:
-    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)

@@ -275,12 +275,13 @@ def test_encoded_length_never_exceeds_max_length(fmt: str, minilm_tokenizer: Any
         enc = encoders.setdefault(max_length, PairEncoder(tok, fmt, max_length)).encode(prompt, response, True)
         ref = untruncated.encode(prompt, response, True)
         assert not ref.truncated
-        # the untruncated encoding is the backbone's own: the tokenizer's text pair, or the chat template
-        # (as text: a response starting with a newline is tokenized apart from the template's, see chat.py)
+        # the untruncated encoding is the backbone's own, token for token: the tokenizer's text pair, or
+        # the chat template of prompt + response (even where a response starting with a newline merges
+        # with the template's newline into one token)
         if fmt == "text_pair":
             assert ref.input_ids == tok(render_plain(prompt), response[0]["content"])["input_ids"]
         else:
-            assert tok.decode(ref.input_ids) == tok.apply_chat_template(prompt + response, tokenize=False)
+            assert ref.input_ids == list(tok.apply_chat_template(prompt + response, return_dict=True)["input_ids"])
         assert len(enc.input_ids) == min(max_length, len(ref.input_ids))
         assert len(enc.input_ids) + enc.prompt_tokens_dropped + enc.response_tokens_dropped == len(ref.input_ids)
         if enc.truncated:
@@ -290,3 +291,17 @@ def test_encoded_length_never_exceeds_max_length(fmt: str, minilm_tokenizer: Any
         if enc.token_type_ids is not None:
             assert len(enc.token_type_ids) == len(enc.input_ids)
     assert 20 < n_truncated < 60  # both branches were exercised
+
+
+def test_chat_response_starting_with_newline_is_the_template_token_for_token(smollm2_tokenizer: Any) -> None:
+    # "assistant\n" + "\nHello" tokenizes "\n\n" as one token, so the prompt's ids are not a prefix of the
+    # full ids; the encoding must still be exactly the template of prompt + response.
+    tok = smollm2_tokenizer
+    prompt, response = [user("Say hi.")], [assistant("\nHello there.")]
+    full = list(tok.apply_chat_template(prompt + response, return_dict=True)["input_ids"])
+    prompt_only = list(tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"])
+    assert full[: len(prompt_only)] != prompt_only  # the merge really happens with this tokenizer
+    enc = PairEncoder(tok, "chat", 512).encode(prompt, response, True)
+    assert enc.input_ids == full
+    short = PairEncoder(tok, "chat", len(full) - 3).encode(prompt, response, True)
+    assert short.input_ids[-3:] == full[-3:] and short.prompt_tokens_dropped == 3  # response kept whole
