@@ -294,10 +294,10 @@ def test_encoded_length_never_exceeds_max_length(fmt: str, minilm_tokenizer: Any
 
 
 def test_chat_response_starting_with_newline_is_the_template_token_for_token(smollm2_tokenizer: Any) -> None:
-    # "assistant\n" + "\nHello" tokenizes "\n\n" as one token, so the prompt's ids are not a prefix of the
+    # "assistant\n" + "\n\nHello" tokenizes "\n\n\n" as one token, so the prompt's ids are not a prefix of the
     # full ids; the encoding must still be exactly the template of prompt + response.
     tok = smollm2_tokenizer
-    prompt, response = [user("Say hi.")], [assistant("\nHello there.")]
+    prompt, response = [user("Say hi.")], [assistant("\n\nHello there.")]
     full = list(tok.apply_chat_template(prompt + response, return_dict=True)["input_ids"])
     prompt_only = list(tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"])
     assert full[: len(prompt_only)] != prompt_only  # the merge really happens with this tokenizer
