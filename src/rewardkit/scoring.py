@@ -46,6 +46,19 @@ class Scorer(Protocol):
     ) -> ScoreOutput: ...
 
 
+class EncodingScorer(Scorer, Protocol):
+    """A scorer that can tokenize first and score later, so a caller (the server's batcher) can count
+    each item's tokens and group items from many requests into token-budget batches in between.
+    ``score(p, r, c)`` equals ``score_batch_encoded(encode(p, r, c))``."""
+
+    def encode(
+        self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
+        conversational: Sequence[bool] | bool = True,
+    ) -> list[Encoded]: ...
+
+    def score_batch_encoded(self, encoded: Sequence[Encoded]) -> ScoreOutput: ...
+
+
 SCORERS: Registry[Callable[..., Scorer]] = Registry("scorer")
 
 
@@ -103,10 +116,20 @@ class RewardModelScorer:
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
         conversational: Sequence[bool] | bool = True,
     ) -> ScoreOutput:
+        return self.score_batch_encoded(self.encode(prompts, responses, conversational))
+
+    def encode(
+        self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
+        conversational: Sequence[bool] | bool = True,
+    ) -> list[Encoded]:
+        """Tokenize (prompt, response) pairs with the model's encoder and truncation policy."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         flags = _broadcast(conversational, len(prompts))
-        encoded = [self.rm.encoder.encode(p, r, c) for p, r, c in zip(prompts, responses, flags, strict=True)]
+        return [self.rm.encoder.encode(p, r, c) for p, r, c in zip(prompts, responses, flags, strict=True)]
+
+    def score_batch_encoded(self, encoded: Sequence[Encoded]) -> ScoreOutput:
+        """Score already-encoded inputs (longest first, in batches of ``max_tokens`` padded tokens)."""
         rewards = score_encoded(self.rm, encoded, max_tokens=self.max_tokens)
         return ScoreOutput(rewards, np.array([e.truncated for e in encoded], dtype=bool))
 
@@ -222,3 +245,8 @@ def _write_scored(data: str, out: str, chosen: list[float], rejected: dict[int, 
                 k += 1
             f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     os.replace(tmp, target)
+
+
+# Scorers that live in their own modules, imported on first use (see rewardkit.scorers).
+SCORERS.register_lazy("dpo", "rewardkit.scorers.implicit:ImplicitRewardScorer")
+SCORERS.register_lazy("judge", "rewardkit.scorers.judge:GenerativeJudge")

@@ -1,0 +1,211 @@
+"""What a benchmark is: a reader, a pure scoring rule and an aggregation, registered by name.
+
+A benchmark turns its published files into :class:`Item` s (a prompt, the responses it compares and
+which of them are correct), scores each item from the per-response scores with its own rule
+(:meth:`Benchmark.outcomes`, pure), and aggregates the per-item outcomes to subsets, sections and an
+overall number (:meth:`Benchmark.summarize`, pure, so the same function runs on bootstrap resamples).
+Scoring is not a benchmark's business: the runner scores every distinct (prompt, response) once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from rewardkit.data.formats import DataError, DataValidationError, Location, Message, iter_records
+from rewardkit.registry import Registry
+
+MAX_LISTED_ERRORS = 20
+_FILE_SUFFIX = re.compile(r"\.(jsonl?|gz|parquet|csv)$", re.IGNORECASE)  # a missing local file, not a hub name
+
+
+@dataclass(frozen=True)
+class Item:
+    """One scoring unit of a benchmark.
+
+    ``responses[i]`` is a list of messages; ``labels[i]`` is True for a correct (chosen / best) one.
+    ``subset`` is the smallest group the benchmark reports. Items with the same ``cluster`` are
+    resampled together by the bootstrap (default: the item alone). ``meta`` holds what the rule needs.
+    """
+
+    uid: str
+    prompt: tuple[Message, ...]
+    responses: tuple[tuple[Message, ...], ...]
+    labels: tuple[bool, ...]
+    subset: str
+    conversational: bool = True
+    cluster: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def cluster_key(self) -> str:
+        return self.cluster or self.uid
+
+    def response_lengths(self) -> np.ndarray:
+        """(n,) int64: characters of each response (the unit of the length baselines and bias checks)."""
+        return np.array([sum(len(m["content"]) for m in r) for r in self.responses], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """The items of a benchmark file, and what reading found: invalid records (skipped only on request)
+    and ``notes`` -- counts of known dirt that was kept (identical responses, empty turns, ...)."""
+
+    items: list[Item]
+    n_records: int
+    errors: list[str]
+    n_errors: int
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class Stat(NamedTuple):
+    """One aggregated number and how many items it rests on."""
+
+    value: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Per-item results of a benchmark's rule, as columns over N items.
+
+    ``credit`` (N,) float64 in [0, 1]: the item's score under the rule (1 correct, 0 wrong, 1/k for a
+    k-way tie at the top, ...). ``subset`` (N,) str. ``cluster`` (N,) int64: bootstrap unit ids.
+    ``extra``: rule-specific columns, each with N rows (e.g. RM-Bench's (N, 9) comparison cells).
+    """
+
+    credit: np.ndarray
+    subset: np.ndarray
+    cluster: np.ndarray
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def take(self, rows: np.ndarray, cluster: np.ndarray) -> Outcomes:
+        """A resample: rows ``rows`` (M,) with new cluster ids ``cluster`` (M,)."""
+        return Outcomes(self.credit[rows], self.subset[rows], cluster,
+                        {k: v[rows] for k, v in self.extra.items()})
+
+
+class Benchmark(Protocol):
+    """A benchmark's published rules. Keys of :meth:`summarize` are ``"overall"``, ``"overall/..."``,
+    ``"section/NAME"`` and ``"subset/NAME"`` (reports group rows by that prefix)."""
+
+    name: str
+    description: str
+    default_split: str
+
+    def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult: ...
+
+    def outcomes(self, items: Sequence[Item], scores: Sequence[np.ndarray]) -> Outcomes: ...
+
+    def random_outcomes(self, items: Sequence[Item]) -> Outcomes: ...
+
+    def summarize(self, outcomes: Outcomes) -> dict[str, Stat]: ...
+
+
+BENCHMARKS: Registry[Any] = Registry("benchmark")
+
+
+# ----------------------------------------------------------------------------- shared rule helpers
+
+
+def base_outcomes(items: Sequence[Item], credit: Sequence[float], **extra: np.ndarray) -> Outcomes:
+    """Columns for ``items`` with per-item ``credit``; clusters numbered in order of first appearance."""
+    ids: dict[str, int] = {}
+    cluster = np.array([ids.setdefault(it.cluster_key, len(ids)) for it in items], dtype=np.int64)
+    subset = np.array([it.subset for it in items], dtype=object)
+    return Outcomes(np.asarray(credit, dtype=np.float64), subset, cluster, extra)
+
+
+def beats_all(scores: np.ndarray) -> float:
+    """1.0 if response 0 scores strictly above every other response (a tie counts as wrong)."""
+    return float(len(scores) > 1 and bool(np.all(scores[0] > scores[1:])))
+
+
+def group_means(values: np.ndarray, groups: np.ndarray, prefix: str) -> dict[str, Stat]:
+    """``{prefix + group: Stat(mean of values, count)}`` for each group, in sorted order."""
+    out: dict[str, Stat] = {}
+    if len(groups) == 0:
+        return out
+    names, inverse = np.unique(groups.astype(str), return_inverse=True)
+    sums = np.bincount(inverse, weights=values, minlength=len(names))
+    counts = np.bincount(inverse, minlength=len(names))
+    for k, name in enumerate(names):
+        out[prefix + str(name)] = Stat(float(sums[k] / counts[k]), int(counts[k]))
+    return out
+
+
+def mean_stat(stats: Sequence[Stat]) -> Stat:
+    """Plain mean of several numbers (e.g. leaderboard = mean of sections); n = their items together."""
+    if not stats:
+        return Stat(float("nan"), 0)
+    return Stat(float(np.mean([s.value for s in stats])), int(sum(s.n for s in stats)))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def iter_source(source: str, *, split: str | None, default_split: str) -> Iterator[tuple[Location, Any]]:
+    """Records of a local file / ``save_to_disk`` folder, or, when ``source`` is not a local path, of a
+    hub dataset loaded through ``datasets`` (``split`` or the benchmark's published split)."""
+    if Path(source).exists():
+        yield from iter_records(source)
+        return
+    if source.count("/") != 1 or source.startswith((".", "/", "~")) or _FILE_SUFFIX.search(source):
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    import datasets
+
+    ds = datasets.load_dataset(source, split=split or default_split)
+    for i, row in enumerate(ds):
+        yield Location(source, row=i), row
+
+
+def finish_read(source: str, items: list[Item], n_records: int, errors: list[DataError], *,
+                skip_invalid: bool, notes: dict[str, Any] | None = None) -> ReadResult:
+    """Raise :class:`DataValidationError` for invalid records unless ``skip_invalid`` (then they are
+    counted and the first few listed); an empty benchmark is an error either way."""
+    listed = [str(e) for e in errors[:MAX_LISTED_ERRORS]]
+    if errors and not skip_invalid:
+        raise DataValidationError(source, listed, len(errors))
+    if not items:
+        raise ValueError(f"{source}: no valid items to evaluate ({n_records} records, {len(errors)} invalid)")
+    return ReadResult(items, n_records, listed, len(errors), dict(notes or {}))
+
+
+def text_field(record: Mapping[str, Any], key: str, loc: Location, *, allow_empty: bool = False) -> str:
+    """``record[key]`` as a string, or a :class:`DataError` naming the field."""
+    if key not in record or record[key] is None:
+        raise DataError(loc, key, "missing")
+    value = record[key]
+    if not isinstance(value, str):
+        raise DataError(loc, key, f"expected a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise DataError(loc, key, "is empty")
+    return value
+
+
+def text_list(record: Mapping[str, Any], key: str, loc: Location, *, min_len: int = 1) -> list[str]:
+    """``record[key]`` as a list of non-empty strings with at least ``min_len`` entries."""
+    value = record.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DataError(loc, key, "expected a list of strings")
+    if len(value) < min_len:
+        raise DataError(loc, key, f"expected at least {min_len} response(s), got {len(value)}")
+    for i, v in enumerate(value):
+        if not v.strip():
+            raise DataError(loc, f"{key}[{i}]", "is empty")
+    return list(value)
+
+
+def reply(text: str) -> tuple[Message, ...]:
+    """One assistant message."""
+    return ({"role": "assistant", "content": text},)
+
+
+def user(text: str) -> tuple[Message, ...]:
+    """One user message."""
+    return ({"role": "user", "content": text},)

@@ -1,0 +1,121 @@
+"""``rewardkit eval``: benchmark one or more scorers exactly by a benchmark's published rules.
+
+Plugged into the main parser through ``rewardkit.cli.PLUGGED_COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = ("benchmark reward models by the published rules of RewardBench v1/v2, RMB and RM-Bench (or any "
+        "preference file), with 95%% intervals, trivial baselines, length bias, calibration and an HTML report")
+EPILOG = """scorers (--model, repeatable):
+  PATH | rm:PATH     a rewardkit RM folder or any HF sequence-classification RM
+  dpo:MODEL          a DPO policy as an implicit RM (with --ref-model, or --ref-free avg|sum|norm)
+  judge:MODEL        a generative judge: an instruct LM asked which response is better (A/B logits, both orders)
+  length             dummy: longer response scores higher
+benchmarks (--benchmark): pairs, rewardbench, rewardbench2, rmb, rmbench
+
+examples:
+  rewardkit eval --model runs/rm --data prefs.jsonl --out runs/eval
+  rewardkit eval --model runs/rm --model runs/rm2 --benchmark rewardbench --data reward-bench.parquet --out runs/rb
+  rewardkit eval --model dpo:smollm2-135m --ref-free avg --benchmark rmbench --data total_dataset.json --out runs/rmb
+  rewardkit eval --model judge:smollm2-135m --benchmark rmb --data RMB_dataset --out runs/rmb --cache runs/cache
+"""
+
+
+def add_commands(sub: Any) -> None:
+    """Add the ``eval`` subcommand to ``rewardkit``'s subparsers."""
+    p = sub.add_parser("eval", help=HELP.replace("%%", "%"), description=HELP.replace("%%", "%"),
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(handler=run_eval_command)
+    p.add_argument("--model", dest="models", action="append", required=True, metavar="SCORER",
+                   help="scorer to evaluate; repeat to compare several side by side (see below)")
+    p.add_argument("--data", required=True, help="benchmark file or folder in its published schema, or a hub "
+                   "dataset name (loaded through `datasets`)")
+    p.add_argument("--benchmark", default="pairs", help="benchmark whose rules to apply (default: pairs)")
+    p.add_argument("--out", required=True, help="output folder: results.json, items.jsonl, report.html")
+    p.add_argument("--split", default=None, help="split of a hub dataset (default: the benchmark's published one)")
+    p.add_argument("--max-length", type=int, default=None, help="max tokens per input (default: the model's own, "
+                   "from rewardkit.json or its tokenizer; always written to results.json)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="model dtype")
+    p.add_argument("--batch-tokens", type=int, default=None,
+                   help="padded-token budget per batch (default 16384 for RMs, 2048 for LM scorers); scores do "
+                   "not depend on it")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of any random choice")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep per-input scores in DIR; an interrupted run resumes without rescoring")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="leave out invalid records (counted and listed in results.json) instead of stopping")
+    p.add_argument("--ref-model", default=None, help="reference model of dpo: scorers (implicit reward = "
+                   "Σ log π − Σ log π_ref)")
+    p.add_argument("--ref-free", default=None, choices=["avg", "sum", "norm"],
+                   help="reference-free implicit reward of dpo: scorers")
+    p.add_argument("--judge-single-order", action="store_true",
+                   help="ask a judge each comparison once, in a seeded random A/B order (default: both orders)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items (a quick look)")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    from rewardkit.eval.runner import EvalConfig, run_eval
+
+    cfg = EvalConfig(models=tuple(args.models), data=args.data, benchmark=args.benchmark, out=args.out,
+                     split=args.split, max_length=args.max_length, dtype=args.dtype, batch_tokens=args.batch_tokens,
+                     device=args.device, seed=args.seed, n_boot=args.n_boot, cache=args.cache,
+                     skip_invalid=args.skip_invalid, ref_model=args.ref_model, ref_free=args.ref_free,
+                     judge_both_orders=not args.judge_single_order, limit=args.limit, report=not args.no_report,
+                     command=tuple(sys.argv))
+    result, _ = run_eval(cfg)
+    print_result(result)
+    out = Path(args.out)
+    print(f"wrote {out / 'results.json'}, {out / 'items.jsonl'}" + ("" if args.no_report else f", {out / 'report.html'}"))
+    return 0
+
+
+def print_result(result: Any) -> None:
+    """The results table (value [95% interval] per model beside the baselines), then the checks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    d = result.data
+    table = Table(title=f"{result.benchmark}: {d.items} items from {d.source} ({d.skipped_invalid} invalid skipped)")
+    table.add_column("metric")
+    for m in result.models:
+        table.add_column(m.spec, justify="right")
+    table.add_column("n", justify="right")
+    for name in ("random", "longer-wins", "shorter-wins"):
+        table.add_column(name, justify="right", style="dim")
+    for m0 in result.models[0].metrics:
+        cells = [_ci(m.metric(m0.key)) for m in result.models]
+        base = [_num(result.baselines[b].get(m0.key)) for b in ("random", "longer_wins", "shorter_wins")]
+        style = "bold" if m0.level == "overall" else None
+        table.add_row(m0.key, *cells, str(m0.n), *base, style=style)
+    console.print(table)
+    for m in result.models:
+        lb, cal, sc = m.length_bias, m.calibration, m.scoring
+        console.print(f"[bold]{m.spec}[/]: length bias Spearman(Δscore, Δlength) {_num(lb.margin_length_spearman)}, "
+                      f"accuracy when correct is longer {_num(lb.accuracy_correct_longer)} / shorter "
+                      f"{_num(lb.accuracy_correct_shorter)}; ECE of σ(Δ) {_num(cal.ece)}; {m.truncated_items} items "
+                      f"truncated; {sc['scored']} inputs scored ({sc['from_cache']} from cache) in {sc['seconds']:.1f} s")
+    for c in result.comparisons:
+        if c.key == "overall" or c.key.startswith("section/"):
+            r = c.result
+            console.print(f"{c.key}: {c.model_b} − {c.model_a} = {_num(r.diff)} [{_num(r.low)}, {_num(r.high)}], "
+                          f"paired bootstrap p = {_num(r.p_value)}")
+    for key, value in d.notes.items():
+        console.print(f"[yellow]note[/] {key}: {value}")
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None or x != x else f"{x:.3f}"
+
+
+def _ci(m: Any) -> str:
+    return "–" if m is None else f"{_num(m.value)} [{_num(m.low)}, {_num(m.high)}]"

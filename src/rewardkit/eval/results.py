@@ -1,0 +1,164 @@
+"""The results of ``rewardkit eval``: frozen dataclasses, written to ``results.json``.
+
+Every number comes with what it means: the metric's 95% bootstrap interval and item count, the trivial
+baselines on the same items, and the exact settings (versions, fingerprints of model and data) that
+reproduce it. NaN (e.g. accuracy of an empty split) is written as ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardkit.eval.analysis import LengthBias, ScoreDistribution
+from rewardkit.eval.calibration import Calibration
+from rewardkit.eval.stats import PairedDifference
+
+RESULTS_FORMAT = "rewardkit-eval/1"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported number: ``key`` is ``overall``, ``overall/...``, ``section/NAME[/...]`` or ``subset/NAME``."""
+
+    key: str
+    value: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def level(self) -> str:
+        return self.key.split("/")[0]
+
+    @property
+    def label(self) -> str:
+        return self.key.partition("/")[2] or self.key
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value, "ci95_low": self.low, "ci95_high": self.high, "n": self.n}
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """One scorer's evaluation: metrics with intervals, bias checks, calibration, distributions, and how
+    the scoring went (distinct inputs, cache hits, truncation, time)."""
+
+    spec: str
+    scorer: dict[str, Any]
+    metrics: tuple[Metric, ...]
+    length_bias: LengthBias
+    calibration: Calibration
+    distribution: ScoreDistribution
+    scoring: dict[str, Any]
+    truncated_items: int
+
+    def metric(self, key: str) -> Metric | None:
+        return next((m for m in self.metrics if m.key == key), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec, "scorer": self.scorer, "metrics": [m.to_dict() for m in self.metrics],
+                "length_bias": self.length_bias.to_dict(), "calibration": self.calibration.to_dict(),
+                "score_distribution": self.distribution.to_dict(), "scoring": self.scoring,
+                "truncated_items": self.truncated_items}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired-bootstrap comparison of two models on one metric: ``diff = b − a``."""
+
+    model_a: str
+    model_b: str
+    key: str
+    result: PairedDifference
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_a": self.model_a, "model_b": self.model_b, "key": self.key, **self.result.to_dict()}
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What was evaluated: the source, its fingerprint, counts, invalid records and known dirt."""
+
+    source: str
+    fingerprint: str
+    records: int
+    items: int
+    responses: int
+    skipped_invalid: int
+    invalid: list[str]
+    notes: dict[str, Any]
+    subsets: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything needed to reproduce the numbers (with the data and model fingerprints)."""
+
+    benchmark: str
+    split: str | None
+    seed: int
+    n_boot: int
+    max_length: int | None
+    dtype: str
+    batch_tokens: int | None
+    device: str
+    ref_model: str | None
+    ref_free: str | None
+    judge_both_orders: bool
+    limit: int | None
+    versions: dict[str, str]
+    command: list[str] = field(default_factory=list)
+    started: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The whole evaluation, as written to ``results.json``."""
+
+    benchmark: str
+    description: str
+    data: DataInfo
+    settings: Settings
+    baselines: dict[str, dict[str, float]]
+    models: tuple[ModelResult, ...]
+    comparisons: tuple[Comparison, ...]
+    out_dir: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": RESULTS_FORMAT, "benchmark": self.benchmark, "description": self.description,
+                "data": self.data.to_dict(), "settings": self.settings.to_dict(), "baselines": self.baselines,
+                "models": [m.to_dict() for m in self.models],
+                "comparisons": [c.to_dict() for c in self.comparisons]}
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats replaced by None (strict JSON), recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write strict JSON atomically (temporary file, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(json_safe(obj), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, target)
+    return target
