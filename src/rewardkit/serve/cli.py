@@ -1,0 +1,74 @@
+"""``rewardkit serve``: the reward server on the command line (plugged into :mod:`rewardkit.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from rewardkit.serve.settings import ServeSettings
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ServeSettings)}
+
+
+def _help(name: str) -> str:
+    return str(_FIELDS[name].metadata["help"])
+
+
+def _default(name: str) -> Any:
+    return _FIELDS[name].default
+
+
+def add_commands(sub: Any) -> None:
+    from rewardkit.cli import _command
+
+    p = _command(sub, "serve", "serve a reward model over HTTP with dynamic batching: rewardkit's /v1/score, "
+                 "OpenRLHF's /get_reward, /health, /v1/models and Prometheus /metrics", _run_serve)
+    p.add_argument("--model", required=True, help="scorer: a reward model folder (rewardkit or any HF "
+                   "sequence-classification RM), 'rm:PATH', or 'length' (a dummy for tests)")
+    p.add_argument("--host", default=_default("host"), help=_help("host"))
+    p.add_argument("--port", type=int, default=_default("port"), help=_help("port"))
+    p.add_argument("--max-batch-tokens", type=int, default=_default("max_batch_tokens"), help=_help("max_batch_tokens"))
+    p.add_argument("--max-batch-size", type=int, default=_default("max_batch_size"), help=_help("max_batch_size"))
+    p.add_argument("--max-wait-ms", type=float, default=_default("max_wait_ms"), help=_help("max_wait_ms"))
+    p.add_argument("--max-queue-items", type=int, default=_default("max_queue_items"), help=_help("max_queue_items"))
+    p.add_argument("--max-items", dest="max_items_per_request", type=int, default=_default("max_items_per_request"),
+                   help=_help("max_items_per_request"))
+    p.add_argument("--max-body-mb", type=float, default=_default("max_body_bytes") / 2**20,
+                   help="largest request body in MiB (413 beyond)")
+    p.add_argument("--request-timeout", dest="request_timeout_s", type=float, default=_default("request_timeout_s"),
+                   help=_help("request_timeout_s"))
+    p.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, default=_default("drain_timeout_s"),
+                   help=_help("drain_timeout_s"))
+    p.add_argument("--api-key-file", help="file holding the bearer key clients must send (one line); without it "
+                   "there is no authentication")
+    p.add_argument("--openrlhf-scores", choices=("raw", "sigmoid"), default=_default("openrlhf_scores"),
+                   help=_help("openrlhf_scores"))
+    p.add_argument("--prep-threads", type=int, default=_default("prep_threads"), help=_help("prep_threads"))
+    p.add_argument("--max-length", type=int, default=None, help="override the model's max tokens per input")
+    p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="server log level")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from rewardkit.scoring import load_scorer
+    from rewardkit.serve.server import serve
+    from rewardkit.serve.settings import read_api_key
+
+    settings = ServeSettings(
+        host=args.host, port=args.port, max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms, max_queue_items=args.max_queue_items,
+        max_items_per_request=args.max_items_per_request, max_body_bytes=int(args.max_body_mb * 2**20),
+        request_timeout_s=args.request_timeout_s, drain_timeout_s=args.drain_timeout_s,
+        openrlhf_scores=args.openrlhf_scores, prep_threads=args.prep_threads,
+        api_key=read_api_key(args.api_key_file) if args.api_key_file else None)
+    scorer = load_scorer(args.model, max_tokens=args.max_batch_tokens, max_length=args.max_length, device=args.device)
+    auth = "bearer key required" if settings.api_key else "no authentication"
+    print(f"serving {scorer.name} on http://{settings.host}:{settings.port} ({auth}; batches of up to "
+          f"{settings.max_batch_size} items / {settings.max_batch_tokens} tokens, {settings.max_wait_ms:g} ms wait)",
+          flush=True)
+    serve(scorer, settings, log_level=args.log_level, access_log=args.access_log)
+    print("server stopped", flush=True)
+    return 0

@@ -1,0 +1,150 @@
+"""The server's view of a scorer: prepare items ahead of batching (tokenize, count tokens), score batches.
+
+Scorers with an encoder (:class:`~rewardkit.scoring.EncodingScorer`, e.g. ``rm``) are tokenized when a
+request arrives, so the batcher knows each item's length; the model thread then only runs forwards.
+Other scorers (``length``) keep their messages and are charged a character-based estimate of tokens.
+
+A scorer's output may carry, besides ``rewards`` and ``truncated``, ``objectives`` (a mapping from
+objective name to an (N,) array) and ``uncertainty`` ((N,) array); the server reports them per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rewardkit.data.chat import Encoded
+from rewardkit.data.formats import Message
+from rewardkit.scoring import Scorer
+from rewardkit.serve.protocols import SplitQuery, assistant_marker, encode_templated
+
+CHARS_PER_TOKEN = 4  # the estimate for scorers without a tokenizer
+
+
+class ItemError(ValueError):
+    """An item the model cannot encode (e.g. a chat template that rejects its roles): a client error."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        super().__init__(f"item {index}: {message}")
+
+
+@dataclass(frozen=True)
+class PreparedItem:
+    """One (prompt, response) ready to batch: ``tokens`` is its sequence length (or estimate), ``encoded``
+    its input ids for encoding scorers; the messages are kept for scorers without an encoder."""
+
+    tokens: int
+    encoded: Encoded | None
+    prompt: tuple[Message, ...] = ()
+    response: tuple[Message, ...] = ()
+    conversational: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        return self.encoded is not None and self.encoded.truncated
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The reward of one item (and its per-objective rewards and uncertainty when the scorer gives them)."""
+
+    reward: float
+    truncated: bool
+    tokens: int
+    objectives: dict[str, float] | None = None
+    uncertainty: float | None = None
+
+
+class ScoringEngine:
+    """Wraps one scorer for the server (prepare in request threads, score in the model thread)."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+        self.encodes = callable(getattr(scorer, "encode", None)) and callable(
+            getattr(scorer, "score_batch_encoded", None))
+        rm = getattr(scorer, "rm", None)
+        self.tokenizer = getattr(rm, "tokenizer", None)
+        encoder = getattr(rm, "encoder", None)
+        self.input_format: str | None = getattr(encoder, "input_format", None)
+        self.max_length: int | None = getattr(encoder, "max_length", None)
+        self.metadata: dict[str, Any] = dict(getattr(rm, "metadata", None) or {})
+        chat = self.input_format == "chat" and self.tokenizer is not None
+        self.marker = assistant_marker(self.tokenizer) if chat else None
+        pad = getattr(self.tokenizer, "pad_token", None)
+        self.pad_tokens: tuple[str, ...] = (pad,) if isinstance(pad, str) and pad else ()
+
+    @property
+    def model_id(self) -> str:
+        return str(self.scorer.name)
+
+    def prepare(self, units: Sequence[tuple[tuple[Message, ...], tuple[Message, ...], bool]]) -> list[PreparedItem]:
+        """Tokenize (prompt, response, conversational) units; raises :class:`ItemError` naming a bad one."""
+        if not self.encodes:
+            return [_estimated(p, r, c) for p, r, c in units]
+        out = []
+        for i, (p, r, c) in enumerate(units):
+            try:
+                (enc,) = self.scorer.encode([p], [r], c)  # type: ignore[attr-defined]
+            except Exception as e:  # the template or tokenizer refused this input
+                raise ItemError(i, f"cannot encode it: {e}") from e
+            out.append(PreparedItem(_length(i, enc), enc, p, r, c))
+        return out
+
+    def prepare_texts(self, splits: Sequence[SplitQuery]) -> list[PreparedItem]:
+        """Prepare split OpenRLHF queries (see :mod:`rewardkit.serve.protocols`)."""
+        if self.marker is not None and self.tokenizer is not None and self.max_length is not None:
+            out = []
+            for i, s in enumerate(splits):
+                try:
+                    enc = encode_templated(self.tokenizer, self.max_length, s.prompt, s.response)
+                except Exception as e:
+                    raise ItemError(i, f"cannot tokenize it: {e}") from e
+                out.append(PreparedItem(_length(i, enc), enc))
+            return out
+        units = [(({"role": "user", "content": s.prompt},) if s.prompt else (),
+                  ({"role": "assistant", "content": s.response},), False) for s in splits]
+        return self.prepare(units)
+
+    def score(self, items: Sequence[PreparedItem]) -> list[ItemResult]:
+        """Score one batch (runs in the model thread)."""
+        if self.encodes:
+            out = self.scorer.score_batch_encoded([it.encoded for it in items])  # type: ignore[attr-defined]
+        else:
+            out = self.scorer.score([it.prompt for it in items], [it.response for it in items],
+                                    [it.conversational for it in items])
+        rewards = np.asarray(out.rewards, dtype=np.float64)
+        cut = np.asarray(out.truncated, dtype=bool)
+        objectives = getattr(out, "objectives", None)
+        uncertainty = getattr(out, "uncertainty", None)
+        results = []
+        for i, it in enumerate(items):
+            obj = {k: float(v[i]) for k, v in objectives.items()} if objectives else None
+            unc = float(uncertainty[i]) if uncertainty is not None else None
+            results.append(ItemResult(float(rewards[i]), bool(cut[i] or it.truncated), it.tokens, obj, unc))
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /v1/models`` says about the served model."""
+        return {
+            "id": self.model_id,
+            "input_format": self.input_format,
+            "max_length": self.max_length,
+            "truncation_policy": self.metadata.get("truncation_policy"),
+            "objectives": list(self.metadata.get("objectives") or ["reward"]),
+            "chat_marker": self.marker,
+        }
+
+
+def _length(index: int, encoded: Encoded) -> int:
+    if not encoded.input_ids:
+        raise ItemError(index, "it is empty: there are no tokens to score")
+    return len(encoded.input_ids)
+
+
+def _estimated(prompt: tuple[Message, ...], response: tuple[Message, ...], conv: bool) -> PreparedItem:
+    chars = sum(len(m["content"]) for m in (*prompt, *response))
+    return PreparedItem(chars // CHARS_PER_TOKEN + 1, None, prompt, response, conv)

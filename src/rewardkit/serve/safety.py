@@ -1,0 +1,174 @@
+"""What keeps the server safe under bad input: a body-size limit, bearer-key authentication, JSON errors.
+
+Every error is a JSON object ``{"error": "<what is wrong>", "detail": [...]}``: malformed JSON is 400,
+a body of the wrong shape 422 (``detail`` lists each problem with its location), a body not sent as
+JSON 415, an over-large body 413 (checked against ``Content-Length`` and again while the body streams
+in, so chunked uploads cannot slip past), a missing or wrong key 401. Bad input never produces a 5xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rewardkit.serve.metrics import ServerMetrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("rewardkit.serve")
+bearer_scheme = HTTPBearer(auto_error=False, description="the key in the server's --api-key-file")
+
+
+def error_body(message: str, detail: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"error": message} if detail is None else {"error": message, "detail": detail}
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> None:
+    payload = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+           *((k.encode(), v.encode()) for k, v in headers)]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimitMiddleware:
+    """Reject request bodies over ``max_bytes`` with 413, by ``Content-Length`` and by counting the stream;
+    the (bounded) body is then replayed to the app."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_bytes):
+            await self._too_large(send, declared.decode("latin-1"))
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._too_large(send, f"more than {len(body)}")
+                return
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send, size: str) -> None:
+        limit = self.max_bytes
+        await _send_json(send, 413, error_body(f"request body too large ({size} bytes); the limit is {limit} bytes: "
+                                               "split the batch into smaller requests"), [("connection", "close")])
+
+
+class MetricsMiddleware:
+    """Count requests by endpoint and status, time them, and track how many are in flight."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics, endpoints: frozenset[str]) -> None:
+        self.app, self.metrics, self.endpoints = app, metrics, endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        endpoint = scope["path"] if scope["path"] in self.endpoints else "other"
+        status = 500
+        t0 = time.perf_counter()
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        self.metrics.inflight += 1
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            self.metrics.inflight -= 1
+            self.metrics.requests.inc(endpoint=endpoint, status=str(status))
+            self.metrics.latency.observe(time.perf_counter() - t0, endpoint=endpoint)
+
+
+def bearer_auth(api_key: str | None) -> Callable[..., Awaitable[None]]:
+    """A FastAPI dependency that requires ``Authorization: Bearer <api_key>`` (constant-time comparison);
+    a no-op when ``api_key`` is None."""
+    expected = api_key.encode() if api_key is not None else None
+
+    async def check(credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)) -> None:
+        if expected is None:
+            return
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if credentials is None or not hmac.compare_digest(given, expected):
+            what = "missing" if credentials is None else "invalid"
+            raise HTTPException(401, f"{what} API key: send the header 'Authorization: Bearer <key>'",
+                                headers={"WWW-Authenticate": 'Bearer realm="rewardkit"'})
+
+    return check
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """JSON bodies for every error; validation problems listed with their location."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [_clean(e) for e in exc.errors()]
+        content_type = request.headers.get("content-type", "")
+        if any(d["type"] == "model_attributes_type" and d["loc"] == ["body"] for d in detail) and (
+                "json" not in content_type.lower()):
+            return JSONResponse(error_body("the body must be JSON sent with the header 'Content-Type: "
+                                           f"application/json' (got {content_type or 'no Content-Type'})"), 415)
+        status = 400 if any(d["type"] == "json_invalid" for d in detail) else 422
+        head = "malformed JSON" if status == 400 else "invalid request"
+        summary = "; ".join(f"{d['where']}: {d['msg']}" for d in detail[:3])
+        more = f" (and {len(detail) - 3} more)" if len(detail) > 3 else ""
+        return JSONResponse(error_body(f"{head}: {summary}{more}", detail), status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return JSONResponse(error_body(f"internal error: {type(exc).__name__}: {exc}"), status_code=500)
+
+
+def _clean(error: Any) -> dict[str, Any]:
+    """A pydantic error as plain JSON, without echoing the (possibly huge) input back."""
+    loc = [str(x) for x in error.get("loc", ())]
+    msg = str(error.get("msg", ""))
+    kind = str(error.get("type", ""))
+    if kind == "json_invalid":  # loc is ("body", character offset)
+        reason = (error.get("ctx") or {}).get("error")
+        where = f"character {loc[1]}" if len(loc) > 1 else "body"
+        return {"loc": loc, "where": where, "msg": f"{reason}" if reason else msg, "type": kind}
+    where = ".".join(loc[1:] if loc[:1] == ["body"] and len(loc) > 1 else loc) or "body"
+    return {"loc": loc, "where": where, "msg": msg, "type": kind}
