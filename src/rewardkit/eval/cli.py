@@ -83,12 +83,12 @@ def print_result(result: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # logs and pipes: do not squeeze the table
     d = result.data
     table = Table(title=f"{result.benchmark}: {d.items} items from {d.source} ({d.skipped_invalid} invalid skipped)")
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     for m in result.models:
-        table.add_column(m.spec, justify="right")
+        table.add_column(m.spec if len(m.spec) <= 32 else "…" + m.spec[-31:], justify="right", no_wrap=True)
     table.add_column("n", justify="right")
     for name in ("random", "longer-wins", "shorter-wins"):
         table.add_column(name, justify="right", style="dim")

@@ -115,4 +115,6 @@ class RewardBenchV1:
     def summarize(self, outcomes: Outcomes) -> dict[str, Stat]:
         subsets = group_means(outcomes.credit, outcomes.subset, "subset/")
         sections = weighted_sections(subsets)
-        return {"overall": mean_stat(list(sections.values())), **sections, **subsets}
+        order = [f"subset/{n}" for names in SECTIONS.values() for n in names if f"subset/{n}" in subsets]
+        ordered = {k: subsets[k] for k in order + sorted(set(subsets) - set(order))}  # section order, then others
+        return {"overall": mean_stat(list(sections.values())), **sections, **ordered}
