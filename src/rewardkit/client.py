@@ -15,6 +15,7 @@ server's message.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import threading
 import time
@@ -101,6 +102,7 @@ class RewardClient:
         self._async: httpx.AsyncClient | None = None
         self._lock = threading.Lock()
         self._random = random.Random()
+        self._turn = itertools.count()
 
     # ------------------------------------------------------------------ public API (sync)
 
@@ -175,17 +177,21 @@ class RewardClient:
     # ------------------------------------------------------------------ splitting and retries
 
     def parts(self, n: int) -> list[_Part]:
-        """Contiguous parts of ``n`` items: one per URL (near-equal), each cut to ``max_items_per_request``."""
+        """Contiguous parts of ``n`` items: one per URL (near-equal), each cut to ``max_items_per_request``.
+        Successive batches start at successive URLs, so single-item calls are spread round-robin."""
         k = len(self.urls)
+        first = next(self._turn) % k
         out = []
         for u in range(k):
             lo, hi = u * n // k, (u + 1) * n // k
             for s in range(lo, hi, self.max_items_per_request):
-                out.append(_Part(u, s, min(hi, s + self.max_items_per_request)))
+                out.append(_Part((first + u) % k, s, min(hi, s + self.max_items_per_request)))
         return out
 
     def _run_parts(self, n: int, request: Any) -> list[dict[str, Any]]:
-        parts = self.parts(n)  # none for an empty batch: nothing is sent
+        parts = self.parts(n)
+        if not parts:  # an empty batch: nothing to send
+            return []
         if len(parts) == 1:
             return [self._post(*request(parts[0]), parts[0].url_index)]
         with ThreadPoolExecutor(max_workers=min(len(parts), 4 * len(self.urls))) as pool:
