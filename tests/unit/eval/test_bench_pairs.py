@@ -66,3 +66,15 @@ def test_hub_names_load_through_datasets(monkeypatch: pytest.MonkeyPatch) -> Non
     assert isinstance(read.items[0], Item) and read.items[0].subset == "s"
     with pytest.raises(FileNotFoundError):
         get_benchmark("pairs").read("missing/file.jsonl")
+
+
+def test_baselines_agree_with_the_core_length_baselines() -> None:
+    from rewardkit.eval.runner import trivial_baselines
+    from rewardkit.eval.stats import length_baselines
+
+    bench = get_benchmark("pairs")
+    items = bench.read(DATA, skip_invalid=True).items
+    lengths = [it.response_lengths() for it in items]
+    core = length_baselines([x[0] for x in lengths], [x[1] for x in lengths])
+    ours = trivial_baselines(bench, items, seed=0)
+    assert {k: ours[k]["overall"] for k in core} == core

@@ -10,7 +10,7 @@ Scoring is not a benchmark's business: the runner scores every distinct (prompt,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from rewardkit.data.formats import DataError, DataValidationError, Location, Message, iter_records
+from rewardkit.eval.stats import pairwise_correct
 from rewardkit.registry import Registry
 
 MAX_LISTED_ERRORS = 20
@@ -75,19 +76,33 @@ class Outcomes:
     """Per-item results of a benchmark's rule, as columns over N items.
 
     ``credit`` (N,) float64 in [0, 1]: the item's score under the rule (1 correct, 0 wrong, 1/k for a
-    k-way tie at the top, ...). ``subset`` (N,) str. ``cluster`` (N,) int64: bootstrap unit ids.
-    ``extra``: rule-specific columns, each with N rows (e.g. RM-Bench's (N, 9) comparison cells).
+    k-way tie at the top, ...). ``code`` (N,) int64: the item's subset as an index into ``names`` (sorted
+    subset names; integer codes keep bootstrap resamples cheap). ``cluster`` (N,) int64: bootstrap
+    unit ids. ``extra``: rule-specific columns, each with N rows (e.g. RM-Bench's (N, 9) cells).
     """
 
     credit: np.ndarray
-    subset: np.ndarray
+    code: np.ndarray
+    names: tuple[str, ...]
     cluster: np.ndarray
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def subset(self) -> np.ndarray:
+        """(N,) object: each item's subset name."""
+        return np.asarray(self.names, dtype=object)[self.code]
+
     def take(self, rows: np.ndarray, cluster: np.ndarray) -> Outcomes:
         """A resample: rows ``rows`` (M,) with new cluster ids ``cluster`` (M,)."""
-        return Outcomes(self.credit[rows], self.subset[rows], cluster,
+        return Outcomes(self.credit[rows], self.code[rows], self.names, cluster,
                         {k: v[rows] for k, v in self.extra.items()})
+
+    def regroup(self, group_of: Callable[[str], str]) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Codes (N,) and sorted names of coarser groups (e.g. sections), ``group_of(subset name)``."""
+        groups = [group_of(n) for n in self.names]
+        names = tuple(sorted(set(groups)))
+        lookup = np.array([names.index(g) for g in groups], dtype=np.int64)
+        return (lookup[self.code] if len(self.code) else self.code), names
 
 
 class Benchmark(Protocol):
@@ -117,26 +132,26 @@ def base_outcomes(items: Sequence[Item], credit: Sequence[float], **extra: np.nd
     """Columns for ``items`` with per-item ``credit``; clusters numbered in order of first appearance."""
     ids: dict[str, int] = {}
     cluster = np.array([ids.setdefault(it.cluster_key, len(ids)) for it in items], dtype=np.int64)
-    subset = np.array([it.subset for it in items], dtype=object)
-    return Outcomes(np.asarray(credit, dtype=np.float64), subset, cluster, extra)
+    names = tuple(sorted({it.subset for it in items}))
+    index = {n: k for k, n in enumerate(names)}
+    code = np.array([index[it.subset] for it in items], dtype=np.int64)
+    return Outcomes(np.asarray(credit, dtype=np.float64), code, names, cluster, extra)
 
 
 def beats_all(scores: np.ndarray) -> float:
-    """1.0 if response 0 scores strictly above every other response (a tie counts as wrong)."""
-    return float(len(scores) > 1 and bool(np.all(scores[0] > scores[1:])))
+    """1.0 if response 0 scores strictly above every other response (a tie counts as wrong, as in
+    :func:`rewardkit.eval.stats.pairwise_correct`)."""
+    s = np.asarray(scores)
+    return float(len(s) > 1 and bool(np.all(pairwise_correct(np.full(len(s) - 1, s[0]), s[1:]))))
 
 
-def group_means(values: np.ndarray, groups: np.ndarray, prefix: str) -> dict[str, Stat]:
-    """``{prefix + group: Stat(mean of values, count)}`` for each group, in sorted order."""
-    out: dict[str, Stat] = {}
-    if len(groups) == 0:
-        return out
-    names, inverse = np.unique(groups.astype(str), return_inverse=True)
-    sums = np.bincount(inverse, weights=values, minlength=len(names))
-    counts = np.bincount(inverse, minlength=len(names))
-    for k, name in enumerate(names):
-        out[prefix + str(name)] = Stat(float(sums[k] / counts[k]), int(counts[k]))
-    return out
+def group_means(values: np.ndarray, codes: np.ndarray, names: Sequence[str], prefix: str) -> dict[str, Stat]:
+    """``{prefix + name: Stat(mean of values, count)}`` for each group with items, in ``names`` order;
+    ``codes`` (N,) index ``names``."""
+    sums = np.bincount(codes, weights=values, minlength=len(names))
+    counts = np.bincount(codes, minlength=len(names))
+    return {prefix + name: Stat(float(sums[k] / counts[k]), int(counts[k]))
+            for k, name in enumerate(names) if counts[k]}
 
 
 def mean_stat(stats: Sequence[Stat]) -> Stat:

@@ -75,7 +75,7 @@ class PairsBenchmark:
 
     def summarize(self, outcomes: Outcomes) -> dict[str, Stat]:
         out = {"overall": Stat(float(np.mean(outcomes.credit)), len(outcomes.credit))}
-        subsets = group_means(outcomes.credit, outcomes.subset, "subset/")
+        subsets = group_means(outcomes.credit, outcomes.code, outcomes.names, "subset/")
         if set(subsets) != {f"subset/{NO_SUBSET}"}:
             out.update(subsets)
         return out

@@ -113,7 +113,7 @@ class RewardBenchV1:
         return base_outcomes(items, [0.5] * len(items))
 
     def summarize(self, outcomes: Outcomes) -> dict[str, Stat]:
-        subsets = group_means(outcomes.credit, outcomes.subset, "subset/")
+        subsets = group_means(outcomes.credit, outcomes.code, outcomes.names, "subset/")
         sections = weighted_sections(subsets)
         order = [f"subset/{n}" for names in SECTIONS.values() for n in names if f"subset/{n}" in subsets]
         ordered = {k: subsets[k] for k in order + sorted(set(subsets) - set(order))}  # section order, then others

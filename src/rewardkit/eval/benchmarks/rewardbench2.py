@@ -143,7 +143,7 @@ class RewardBenchV2:
         rows this is not the composite's expectation; :meth:`random_baseline` handles Ties)."""
         out = self.outcomes(items, [np.zeros(len(it.responses)) for it in items])
         credit = np.array([1.0 / len(it.responses) for it in items])
-        return Outcomes(credit, out.subset, out.cluster, out.extra)
+        return Outcomes(credit, out.code, out.names, out.cluster, out.extra)
 
     def random_baseline(self, items: Sequence[Item], *, seed: int = 0, draws: int = 200) -> dict[str, float]:
         """The random picker's expected numbers: exact for best-of-n subsets; for Ties (a nonlinear
@@ -163,11 +163,11 @@ class RewardBenchV2:
     def summarize(self, outcomes: Outcomes) -> dict[str, Stat]:
         kind = outcomes.extra["ties_kind"]
         plain = kind < 0
-        subsets = group_means(outcomes.credit[plain], outcomes.subset[plain], "subset/")
-        for name in sorted(set(outcomes.subset[~plain].astype(str))):
-            rows = ~plain & (outcomes.subset == name)
+        subsets = group_means(outcomes.credit[plain], outcomes.code[plain], outcomes.names, "subset/")
+        for code in np.unique(outcomes.code[~plain]):
+            rows = ~plain & (outcomes.code == code)
             value = ties_composite(kind[rows], outcomes.cluster[rows], outcomes.credit[rows],
                                    outcomes.extra["spread"][rows], outcomes.extra["gap"][rows])
-            subsets[f"subset/{name}"] = Stat(value, int(rows.sum()))
+            subsets[f"subset/{outcomes.names[code]}"] = Stat(value, int(rows.sum()))
         subsets = dict(sorted(subsets.items()))
         return {"overall": mean_stat(list(subsets.values())), **subsets}

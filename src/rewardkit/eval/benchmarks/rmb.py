@@ -163,8 +163,8 @@ class RMBBenchmark:
         return base_outcomes(items, [1.0 / len(it.responses) for it in items])
 
     def summarize(self, outcomes: Outcomes) -> dict[str, Stat]:
-        sections_of = np.array([section_of(s) for s in outcomes.subset.astype(str)], dtype=object)
-        sections = group_means(outcomes.credit, sections_of, "section/")
+        codes, names = outcomes.regroup(section_of)
+        sections = group_means(outcomes.credit, codes, names, "section/")
         sections = {f"section/{s}": sections[f"section/{s}"] for s in SECTIONS if f"section/{s}" in sections}
-        subsets = group_means(outcomes.credit, outcomes.subset, "subset/")
+        subsets = group_means(outcomes.credit, outcomes.code, outcomes.names, "subset/")
         return {"overall": mean_stat(list(sections.values())), **sections, **subsets}

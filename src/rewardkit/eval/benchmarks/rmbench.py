@@ -111,18 +111,18 @@ class RMBench:
         return base_outcomes(items, [0.5] * len(items), cells=np.full((len(items), 9), 0.5))
 
     def summarize(self, outcomes: Outcomes) -> dict[str, Stat]:
-        cells, subsets = outcomes.extra["cells"], outcomes.subset.astype(str)
-        domains = np.array([domain_of(s) for s in subsets])
+        cells = outcomes.extra["cells"]
+        codes, domains = outcomes.regroup(domain_of)
         sections: dict[str, Stat] = {}
         for name in [d for d in DOMAINS if d in domains] + sorted(set(domains) - set(DOMAINS)):
-            mean = cells[domains == name].mean(axis=0)  # (9,): the domain's averaged 3×3 matrix
-            n = int((domains == name).sum())
+            rows = codes == domains.index(name)
+            mean, n = cells[rows].mean(axis=0), int(rows.sum())  # (9,): the domain's averaged 3×3 matrix
             levels = {lv: Stat(float(mean[mask].mean()), n) for lv, mask in LEVELS.items()}
-            sections[f"section/{name}"] = mean_stat(list(levels.values()))._replace(n=n)
+            sections[f"section/{name}"] = Stat(float(np.mean([s.value for s in levels.values()])), n)
             sections.update({f"section/{name}/{lv}": s for lv, s in levels.items()})
-        published = [s for d, s in sections.items() if d.count("/") == 1 and d.split("/")[1] in DOMAINS]
+        published = [sections[f"section/{d}"] for d in DOMAINS if f"section/{d}" in sections]
         out = {"overall": mean_stat(published)}
         for lv in LEVELS:
             out[f"overall/{lv}"] = mean_stat([sections[f"section/{d}/{lv}"] for d in DOMAINS
                                               if f"section/{d}/{lv}" in sections])
-        return {**out, **sections, **group_means(outcomes.credit, outcomes.subset, "subset/")}
+        return {**out, **sections, **group_means(outcomes.credit, outcomes.code, outcomes.names, "subset/")}
