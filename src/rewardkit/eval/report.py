@@ -120,6 +120,8 @@ def fig_reliability(result: EvalResult) -> str:
 def fig_histograms(result: EvalResult) -> str:
     """Score histograms of correct (chosen / best) vs incorrect responses, one panel per model."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     k = len(result.models)
     fig, axes = plt.subplots(1, k, figsize=(4.6 * k, 3.4), squeeze=False)
     for ax, model in zip(axes[0], result.models, strict=True):
@@ -129,6 +131,8 @@ def fig_histograms(result: EvalResult) -> str:
         ax.stairs(d.incorrect_hist, edges, fill=True, alpha=0.5, color="#d62728", label="incorrect (rejected)")
         ax.set_title(_short(model.spec), fontsize=9)
         ax.set_xlabel("score")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("responses")
     return _png(fig)

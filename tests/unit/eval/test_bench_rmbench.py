@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,6 @@ def test_domains_levels_and_overall_by_hand() -> None:
 
 
 def test_folder_of_domain_files_and_random_baseline(tmp_path) -> None:
-    import json
 
     rows = json.loads(Path(DATA).read_text())[:6]
     for dom in ("chat", "math"):
@@ -63,3 +63,11 @@ def test_folder_of_domain_files_and_random_baseline(tmp_path) -> None:
     assert sorted(it.subset for it in items) == ["chat", "chat", "math"]
     s = bench.summarize(bench.random_outcomes(items))
     assert s["overall"].value == 0.5 and s["overall/hard"].value == 0.5
+
+
+def test_a_save_to_disk_folder_reads_as_a_dataset(tmp_path) -> None:
+    import datasets
+
+    rows = json.loads(Path(DATA).read_text())[:6]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    assert len(get_benchmark("rmbench").read(str(tmp_path / "saved")).items) == 6

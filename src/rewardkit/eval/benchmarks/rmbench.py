@@ -58,7 +58,8 @@ def domain_of(subset: str) -> str:
 
 def _iter_files(source: str, split: str | None, default_split: str) -> Iterator[tuple[Location, Any]]:
     p = Path(source)
-    if p.is_dir() and not (p / "dataset_info.json").exists():  # a folder of RM-Bench files, not save_to_disk
+    saved = (p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()  # datasets.save_to_disk
+    if p.is_dir() and not saved:  # a folder of RM-Bench files
         total = p / "total_dataset.json"
         files = [total] if total.exists() else sorted(q for q in p.iterdir() if q.suffix in (".json", ".jsonl"))
         if not files:
