@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Subcommands that live beside their feature: "module:function", where function(sub) adds the parser.
-PLUGGED_COMMANDS = ("rewardkit.eval.cli:add_commands", "rewardkit.serve.cli:add_commands")
+PLUGGED_COMMANDS = (
+    "rewardkit.eval.cli:add_commands", "rewardkit.serve.cli:add_commands", "rewardkit.infer.cli:add_commands",
+)
 
 
 def _plug(sub: Any, target: str) -> None:
@@ -98,7 +100,8 @@ def _plug(sub: Any, target: str) -> None:
 
 def _command(sub: Any, name: str, help: str, handler: Callable[[argparse.Namespace], int],
              formatter: type[argparse.HelpFormatter] = argparse.ArgumentDefaultsHelpFormatter) -> Any:
-    p = sub.add_parser(name, help=help, description=help, formatter_class=formatter)
+    # argparse %-formats help strings (not descriptions): "95% interval" must reach it as "95%% interval"
+    p = sub.add_parser(name, help=help.replace("%", "%%"), description=help, formatter_class=formatter)
     p.set_defaults(handler=handler)
     return p
 

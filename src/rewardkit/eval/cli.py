@@ -29,14 +29,15 @@ examples:
 
 def add_commands(sub: Any) -> None:
     """Add the ``eval`` subcommand to ``rewardkit``'s subparsers."""
-    p = sub.add_parser("eval", help=HELP.replace("%%", "%"), description=HELP.replace("%%", "%"),
+    p = sub.add_parser("eval", help=HELP, description=HELP.replace("%%", "%"),  # help is %-formatted
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(handler=run_eval_command)
     p.add_argument("--model", dest="models", action="append", required=True, metavar="SCORER",
                    help="scorer to evaluate; repeat to compare several side by side (see below)")
     p.add_argument("--data", required=True, help="benchmark file or folder in its published schema, or a hub "
                    "dataset name (loaded through `datasets`)")
-    p.add_argument("--benchmark", default="pairs", help="benchmark whose rules to apply (default: pairs)")
+    p.add_argument("--benchmark", default="pairs",
+                   help="benchmark whose rules to apply: pairs, rewardbench, rewardbench2, rmb, rmbench (default: pairs)")
     p.add_argument("--out", required=True, help="output folder: results.json, items.jsonl, report.html")
     p.add_argument("--split", default=None, help="split of a hub dataset (default: the benchmark's published one)")
     p.add_argument("--max-length", type=int, default=None, help="max tokens per input (default: the model's own, "
@@ -55,7 +56,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--ref-model", default=None, help="reference model of dpo: scorers (implicit reward = "
                    "Σ log π − Σ log π_ref)")
     p.add_argument("--ref-free", default=None, choices=["avg", "sum", "norm"],
-                   help="reference-free implicit reward of dpo: scorers")
+                   help="reference-free implicit reward of dpo: scorers: avg = mean log π(y_t) per response "
+                   "token, sum = Σ log π(y_t), norm = −‖(log π(y_t))_t‖₂ (reward-bench's 'norm')")
     p.add_argument("--judge-single-order", action="store_true",
                    help="ask a judge each comparison once, in a seeded random A/B order (default: both orders)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items (a quick look)")
