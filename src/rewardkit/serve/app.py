@@ -57,7 +57,7 @@ def create_app(scorer: Scorer, settings: ServeSettings | None = None) -> FastAPI
     from rewardkit import __version__
 
     settings = settings or ServeSettings()
-    engine = ScoringEngine(scorer)
+    engine = ScoringEngine(scorer, max_padding=settings.max_padding)
     metrics = ServerMetrics()
     service = ScoringService(engine, settings, metrics)
 

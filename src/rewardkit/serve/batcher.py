@@ -50,10 +50,10 @@ class ShuttingDownError(Exception):
 
 @dataclass(frozen=True)
 class BatchStats:
-    """One model call: items, padded tokens (items x longest), seconds in the model, oldest item's wait."""
+    """One batch: items, their tokens (unpadded), seconds in the model, the oldest item's wait."""
 
     size: int
-    padded_tokens: int
+    tokens: int
     model_s: float
     max_wait_s: float
 
@@ -255,8 +255,7 @@ class DynamicBatcher(Generic[I, R]):
             if req.remaining == 0:
                 req.future.set_result(req.results)
         if self.on_batch is not None:
-            longest = max(e.cost for e in batch)
-            self.on_batch(BatchStats(len(batch), longest * len(batch), seconds, waited))
+            self.on_batch(BatchStats(len(batch), sum(e.cost for e in batch), seconds, waited))
 
     @staticmethod
     def _fail(entries: Sequence[_Entry[Any]], exc: Exception) -> None:

@@ -31,6 +31,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-batch-tokens", type=int, default=_default("max_batch_tokens"), help=_help("max_batch_tokens"))
     p.add_argument("--max-batch-size", type=int, default=_default("max_batch_size"), help=_help("max_batch_size"))
     p.add_argument("--max-wait-ms", type=float, default=_default("max_wait_ms"), help=_help("max_wait_ms"))
+    p.add_argument("--max-padding", type=float, default=_default("max_padding"), help=_help("max_padding"))
     p.add_argument("--max-queue-items", type=int, default=_default("max_queue_items"), help=_help("max_queue_items"))
     p.add_argument("--max-items", dest="max_items_per_request", type=int, default=_default("max_items_per_request"),
                    help=_help("max_items_per_request"))
@@ -59,7 +60,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     settings = ServeSettings(
         host=args.host, port=args.port, max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size,
-        max_wait_ms=args.max_wait_ms, max_queue_items=args.max_queue_items,
+        max_wait_ms=args.max_wait_ms, max_padding=args.max_padding, max_queue_items=args.max_queue_items,
         max_items_per_request=args.max_items_per_request, max_body_bytes=int(args.max_body_mb * 2**20),
         request_timeout_s=args.request_timeout_s, drain_timeout_s=args.drain_timeout_s,
         openrlhf_scores=args.openrlhf_scores, prep_threads=args.prep_threads,

@@ -8,10 +8,10 @@ Exposed (all prefixed ``rewardkit_``):
   items_total{endpoint}                    items scored (a pair counts 2)
   truncated_items_total{endpoint}          items the truncation policy cut
   rejected_total{reason}                   requests refused: queue_full, shutting_down, timeout
-  batches_total                            model calls
-  batch_size                               histogram: items per model call
-  batch_padded_tokens                      histogram: padded tokens per model call
-  batch_model_seconds                      histogram: seconds per model call
+  batches_total                            batches scored
+  batch_size                               histogram: items per batch (scored together)
+  batch_tokens                             histogram: tokens (unpadded) per batch
+  batch_model_seconds                      histogram: seconds in the model per batch
   batch_queue_wait_seconds                 histogram: wait of a batch's oldest item
   request_latency_seconds{endpoint}        histogram: request latency, arrival to answer
   queue_depth                              gauge: items waiting for the model
@@ -108,10 +108,10 @@ class ServerMetrics:
         self.items = Counter(p + "items_total", "Items scored (a pair counts 2), by endpoint.")
         self.truncated = Counter(p + "truncated_items_total", "Items cut by the truncation policy, by endpoint.")
         self.rejected = Counter(p + "rejected_total", "Requests refused: queue_full, shutting_down, timeout.")
-        self.batches = Counter(p + "batches_total", "Model calls.")
-        self.batch_size = Histogram(p + "batch_size", "Items per model call.", SIZE_BUCKETS)
-        self.batch_tokens = Histogram(p + "batch_padded_tokens", "Padded tokens per model call.", TOKEN_BUCKETS)
-        self.batch_seconds = Histogram(p + "batch_model_seconds", "Seconds per model call.", LATENCY_BUCKETS)
+        self.batches = Counter(p + "batches_total", "Batches scored.")
+        self.batch_size = Histogram(p + "batch_size", "Items per batch (scored together).", SIZE_BUCKETS)
+        self.batch_tokens = Histogram(p + "batch_tokens", "Tokens (unpadded) per batch.", TOKEN_BUCKETS)
+        self.batch_seconds = Histogram(p + "batch_model_seconds", "Seconds in the model per batch.", LATENCY_BUCKETS)
         self.batch_wait = Histogram(p + "batch_queue_wait_seconds", "Queue wait of each batch's oldest item.",
                                     LATENCY_BUCKETS)
         self.latency = Histogram(p + "request_latency_seconds", "Request latency, arrival to answer.",
@@ -123,10 +123,10 @@ class ServerMetrics:
         self.inflight_gauge = Gauge(p + "inflight_requests", "Requests being handled.", lambda: self.inflight)
         self.draining = Gauge(p + "draining", "1 once shutdown began (new requests get 503).", lambda: 0)
 
-    def observe_batch(self, size: int, padded_tokens: int, model_s: float, wait_s: float) -> None:
+    def observe_batch(self, size: int, tokens: int, model_s: float, wait_s: float) -> None:
         self.batches.inc()
         self.batch_size.observe(size)
-        self.batch_tokens.observe(padded_tokens)
+        self.batch_tokens.observe(tokens)
         self.batch_seconds.observe(model_s)
         self.batch_wait.observe(wait_s)
 

@@ -98,4 +98,4 @@ class ScoringService:
             return await self.batcher.submit(items)
 
     def _observe(self, stats: BatchStats) -> None:
-        self.metrics.observe_batch(stats.size, stats.padded_tokens, stats.model_s, stats.max_wait_s)
+        self.metrics.observe_batch(stats.size, stats.tokens, stats.model_s, stats.max_wait_s)

@@ -21,9 +21,12 @@ class ServeSettings:
                                                               "only behind a firewall, with --api-key-file)"})
     port: int = field(default=8000, metadata={"help": "TCP port"})
     max_batch_tokens: int = field(default=16_384, metadata={
-        "help": "padded-token budget of one model call (batch size x longest sequence)"})
+        "help": "padded-token budget of one batch (items x longest item)"})
     max_batch_size: int = field(default=128, metadata={
-        "help": "most items in one model call (1 turns dynamic batching off)"})
+        "help": "most items in one batch (1 turns dynamic batching off)"})
+    max_padding: float = field(default=0.25, metadata={
+        "help": "a batch is scored in forwards of similar lengths, each padded by at most this fraction of its "
+                "real tokens (padding costs as much as real tokens on CPUs; raise it on GPUs for bigger forwards)"})
     max_wait_ms: float = field(default=2.0, metadata={
         "help": "how long the oldest queued item may wait for others to fill its batch"})
     max_queue_items: int = field(default=32_768, metadata={
@@ -49,8 +52,8 @@ class ServeSettings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.max_wait_ms < 0 or self.drain_timeout_s < 0:
-            raise ValueError("max_wait_ms and drain_timeout_s must not be negative")
+        if self.max_wait_ms < 0 or self.drain_timeout_s < 0 or self.max_padding < 0:
+            raise ValueError("max_wait_ms, max_padding and drain_timeout_s must not be negative")
         if not 0 <= self.port <= 65_535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         if self.max_items_per_request > self.max_queue_items:

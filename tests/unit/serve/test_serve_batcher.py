@@ -231,7 +231,7 @@ def test_drain_timeout_fails_what_is_left() -> None:
     run(go())
 
 
-def test_on_batch_reports_size_and_padded_tokens() -> None:
+def test_on_batch_reports_size_and_tokens() -> None:
     seen: list[BatchStats] = []
 
     async def go() -> None:
@@ -242,5 +242,5 @@ def test_on_batch_reports_size_and_padded_tokens() -> None:
         await b.drain()
 
     run(go())
-    assert [(s.size, s.padded_tokens) for s in seen] == [(3, 15)]
+    assert [(s.size, s.tokens) for s in seen] == [(3, 12)]
     assert seen[0].model_s >= 0 and seen[0].max_wait_s >= 0
