@@ -250,3 +250,6 @@ def _write_scored(data: str, out: str, chosen: list[float], rejected: dict[int, 
 # Scorers that live in their own modules, imported on first use (see rewardkit.scorers).
 SCORERS.register_lazy("dpo", "rewardkit.scorers.implicit:ImplicitRewardScorer")
 SCORERS.register_lazy("judge", "rewardkit.scorers.judge:GenerativeJudge")
+SCORERS.register_lazy("verifier", "rewardkit.scorers.verifier:VerifierScorer")
+SCORERS.register_lazy("hybrid", "rewardkit.scorers.hybrid:HybridScorer")
+SCORERS.register_lazy("direction", "rewardkit.scorers.direction:DirectionScorer")
