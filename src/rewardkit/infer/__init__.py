@@ -1,0 +1,1 @@
+"""Inference-time tools: samplers, Best-of-N, Speculative Rejection and programmatic verifiers."""
