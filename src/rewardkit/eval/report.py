@@ -159,13 +159,14 @@ def fig_length(result: EvalResult, scored: Sequence[Any]) -> str:
     for j, sm in enumerate(scored):
         c = sm.comparisons
         pick = rng.permutation(len(c.margin))[:2000]
-        right.scatter((c.correct_len - c.incorrect_len)[pick], c.margin[pick], s=6, alpha=0.4,
+        scale = float(np.std(c.margin)) or 1.0  # scorers differ in scale: margins in units of their own s.d.
+        right.scatter((c.correct_len - c.incorrect_len)[pick], c.margin[pick] / scale, s=6, alpha=0.4,
                       color=COLORS[j % len(COLORS)], label=_short(sm.spec))
     right.axhline(0, color="gray", lw=0.8)
     right.axvline(0, color="gray", lw=0.8)
     right.set_xscale("symlog", linthresh=10)
     right.set_xlabel("length(correct) − length(incorrect), characters")
-    right.set_ylabel("score margin Δ")
+    right.set_ylabel("score margin Δ / s.d.(Δ)")
     right.legend(fontsize=7)
     return _png(fig)
 
