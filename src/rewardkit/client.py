@@ -236,7 +236,11 @@ class RewardClient:
             error = RewardServerError(f"{where}: {type(response).__name__}: {response}", url=where)
             hint = None
         elif response.status_code < 400:
-            return response.json(), None, 0.0
+            try:
+                return response.json(), None, 0.0
+            except ValueError:
+                raise RewardServerError(f"{where}: HTTP {response.status_code} but the body is not JSON (is this a "
+                                        f"rewardkit server?): {response.text[:200]!r}", url=where) from None
         else:
             error = RewardServerError(f"{where}: HTTP {response.status_code}: {_message(response)}",
                                       status=response.status_code, url=where)

@@ -166,3 +166,12 @@ def test_round_trip_against_a_live_server_with_a_key() -> None:
             assert (pairs[0].chosen.reward, pairs[0].rejected.reward, pairs[0].margin) == (11.0, 2.0, 9.0)
             assert c.get_reward(["question? answer"], ["question?"])["rewards"] == [7.0]
             assert c.health()["status"] == "ok" and c.models()["data"][0]["id"] == "length"
+
+
+def test_a_server_that_does_not_answer_json_is_named_in_the_error() -> None:
+    def html(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>proxy login</html>")
+
+    c = RewardClient("http://s1", transport=httpx.MockTransport(html))
+    with pytest.raises(RewardServerError, match=r"not JSON .*proxy login"):
+        c.score([("p", "1")])

@@ -45,7 +45,7 @@ from rewardkit.serve.settings import ServeSettings
 ENDPOINTS = frozenset({"/v1/score", "/get_reward", "/health", "/v1/models", "/metrics"})
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
-        (400, "malformed JSON"), (401, "missing or invalid API key"), (404, "unknown model"),
+        (400, "malformed JSON or Content-Length"), (401, "missing or invalid API key"), (404, "unknown model"),
         (413, "body or item count over the limit"), (415, "body not sent as JSON"),
         (422, "a request of the wrong shape"),
         (503, "queue full or shutting down (see Retry-After)"), (504, "not answered in time"))}

@@ -57,7 +57,11 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and not declared.strip().isdigit():
+            await _send_json(send, 400, error_body(f"invalid Content-Length header {declared.decode('latin-1')!r}"),
+                             [("connection", "close")])
+            return
+        if declared is not None and int(declared) > self.max_bytes:
             await self._too_large(send, declared.decode("latin-1"))
             return
         body = bytearray()

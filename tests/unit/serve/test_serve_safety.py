@@ -81,7 +81,8 @@ def test_bodies_over_the_limit_are_413_with_or_without_content_length() -> None:
             r = await c.post("/v1/score", content=chunks(), headers={"content-type": "application/json"})
             assert "content-length" not in r.request.headers
             _error(r, 413, "too large")
-            _error(await c.post("/v1/score", content=b"{}", headers={"content-length": "abc"}), 413)
+            _error(await c.post("/v1/score", content=b"{}", headers={"content-length": "abc"}), 400,
+                   "invalid Content-Length")
             assert (await c.post("/v1/score", json=ONE)).status_code == 200
 
     run(go())
