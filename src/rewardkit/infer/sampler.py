@@ -92,11 +92,14 @@ def next_token_probs(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
 
 def sample_tokens(logits: torch.Tensor, cfg: SamplingConfig, generators: Sequence[torch.Generator]) -> torch.Tensor:
     """Next tokens (B,) int64: argmax for ``temperature = 0``, else one draw per row from that row's
-    own generator (so a row's draws do not depend on the other rows)."""
+    own generator (so a row's draws do not depend on the other rows). A draw is the exponential race
+    ``argmax_v p_v / E_v`` with ``E_v ~ Exp(1)`` i.i.d., which picks ``v`` with probability ``p_v``."""
     if cfg.temperature == 0:
         return logits.argmax(dim=-1)
-    probs = next_token_probs(logits, cfg)
-    return torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)])
+    probs = next_token_probs(logits, cfg)  # (B, V)
+    race = torch.stack([torch.empty(probs.shape[-1], device=probs.device).exponential_(generator=g)
+                        for g in generators])  # (B, V)
+    return (probs / race).argmax(dim=-1)
 
 
 def find_stop(text: str, stops: Sequence[str]) -> int | None:

@@ -26,9 +26,13 @@ Layers, outermost first (each is tested against a hostile snippet in ``tests/uni
 Without root or ``unshare`` (where unprivileged user namespaces are disabled) layers 1–2 are skipped
 (``isolation()`` says which apply) and the network is refused only by the audit hook.
 
+CPU time past the limit ends the run as ``cpu_limit`` (a SIGXCPU handler reports it; the hard limit one
+second later kills), the wall clock as ``timeout``, too much output as ``output_limit``.
+
 What it does not do: the tests run in the same interpreter as the solution, so a solution written to
-fool the checker (e.g. by rebinding ``AssertionError``) could in principle fake a pass; the results line
-carries a random nonce the code never sees to make that harder, not impossible.
+fool the checker (rebinding ``AssertionError``, or digging the results nonce out of the checker's frames)
+could fake a pass. The sandbox protects the host and the run; against a policy that learns to game the
+checker itself, run each test in its own sandbox and compare outputs instead.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from typing import Any
 # The program the sandboxed interpreter runs (``python -I -S -B -c BOOTSTRAP``): read the payload from
 # stdin, lower the limits, install the audit hook, run the code and the tests, print the results line.
 BOOTSTRAP = r"""
-import json, os, resource, sys
+import json, os, resource, signal, sys
 
 
 def _limits(lim):
@@ -117,6 +121,12 @@ def _main():
     payload = json.loads(sys.stdin.buffer.read())
     sys.stdin.close()
     nonce, code, tests = payload["nonce"], payload["code"], payload["tests"]
+
+    def on_cpu_limit(signum, frame):
+        os.write(1, ("\n" + nonce + json.dumps({"limit": "cpu"}) + "\n").encode())
+        os._exit(124)
+
+    signal.signal(signal.SIGXCPU, on_cpu_limit)
     _limits(payload["limits"])
     if payload["guard"]:
         _guard(os.path.realpath(os.getcwd()))
@@ -301,6 +311,8 @@ def _result(status: str, returncode: int | None, raw: bytes, nonce: str, wall: f
         except ValueError:
             report = None
         text = text[: max(at - 1, 0)]  # the results line starts with a newline of its own
+    if report is not None and report.get("limit") == "cpu":
+        status, report = "cpu_limit", None
     if not status:
         if returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
             status = "cpu_limit"
