@@ -83,3 +83,22 @@ def test_spec_with_direction_and_single_output(tmp_path: Path) -> None:
     rm = load_scorer(str(tmp_path / "one"))
     p, r = [[{"role": "user", "content": "x"}]], [[{"role": "assistant", "content": "y"}]]
     assert single.score(p, r).rewards[0] == pytest.approx(float(rm.score(p, r).rewards[0]), rel=1e-5)
+
+
+def test_generate_command_with_a_direction(tmp_path: Path) -> None:
+    from rewardkit.cli import main
+    from tiny_models import tiny_llama
+
+    lm = tiny_llama(tmp_path / "lm")
+    rm = multi_rm(tmp_path / "rm")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Hi"}) + "\n", encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    assert main(["generate", "--policy", str(lm), "--reward", str(rm), "--direction", "helpfulness=0.9,verbosity=-0.4",
+                 "--prompts", str(prompts), "--out", str(out), "--n", "2", "--max-new-tokens", "4", "--keep-all",
+                 "--no-progress", "--threads", "1"]) == 0
+    row = json.loads(out.read_text())
+    scorer = DirectionScorer(str(rm), direction="helpfulness=0.9,verbosity=-0.4")
+    expected = scorer.score([[{"role": "user", "content": "Hi"}]] * 2,
+                            [[{"role": "assistant", "content": c["text"]}] for c in row["candidates"]], False).rewards
+    np.testing.assert_allclose([c["score"] for c in row["candidates"]], expected, rtol=1e-5)
