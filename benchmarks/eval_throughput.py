@@ -82,7 +82,7 @@ def prepare_data(work: Path, train_rows: int, eval_rows: int) -> tuple[Path, Pat
 
     with gzip.open(DATA, "rt", encoding="utf-8") as f:
         lines = f.readlines()
-    train, held, dropped = [], [], []
+    train, held, dropped, unshaped = [], [], [], []
     for i, line in enumerate(lines[: train_rows + eval_rows]):
         try:
             ex = parse_record(json.loads(line), Location(str(DATA), line=i + 1))
@@ -91,11 +91,22 @@ def prepare_data(work: Path, train_rows: int, eval_rows: int) -> tuple[Path, Pat
             continue
         if i < train_rows:
             train.append(line)
-        else:
+        elif _rewardbench_shaped(ex):
             held.append({"chosen": [*ex.prompt, *ex.chosen], "rejected": [*ex.prompt, *ex.rejected]})
+        else:
+            unshaped.append(i + 1)
     (work / "train.jsonl").write_text("".join(train), encoding="utf-8")
     (work / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held), encoding="utf-8")
-    return work / "train.jsonl", work / "pairs.jsonl", dropped
+    return work / "train.jsonl", work / "pairs.jsonl", {"invalid": dropped, "not_rewardbench_shaped": unshaped}
+
+
+def _rewardbench_shaped(ex: Any) -> bool:
+    """reward-bench takes ``chosen[:-1]`` as the prompt of BOTH sides and numbers turns user/assistant by
+    position, so only pairs that differ in one final assistant turn after alternating turns ending with
+    the user mean the same thing to both tools."""
+    roles = [m["role"] for m in ex.prompt]
+    alternating = all(r == ("user" if k % 2 == 0 else "assistant") for k, r in enumerate(roles))
+    return bool(roles) and roles[-1] == "user" and alternating and len(ex.chosen) == len(ex.rejected) == 1
 
 
 def train_rm(work: Path, train: Path, steps: int, threads: int) -> Path:
@@ -117,7 +128,8 @@ def run_rewardkit(work: Path, model: Path, pairs: Path, threads: int, k: int) ->
     cmd = [sys.executable, "-m", "rewardkit.cli", "eval", "--model", str(model), "--data", str(pairs),
            "--benchmark", "pairs", "--out", str(out), "--max-length", "512", "--no-report"]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=_env(threads), stdout=subprocess.DEVNULL)
+    with open(work / f"rk_log_{k}.txt", "w") as logf:
+        subprocess.run(cmd, check=True, env=_env(threads), stdout=logf, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
     res = json.loads((out / "results.json").read_text())
     rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
@@ -136,9 +148,13 @@ def run_rewardbench(work: Path, model: Path, pairs: Path, threads: int, k: int, 
             "--batch_size", str(batch_size), "--max_length", "512", "--force_truncation", "--not_quantized",
             "--torch_dtype", "float32", "--output_dir", f"{out}/"]
     t0 = time.perf_counter()
-    subprocess.run([str(rb_python), str(shim), str(timing), *args], check=True, env=_env(threads), cwd=model.parent,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(work / f"rb_log_{k}.txt", "w") as logf:
+        proc = subprocess.run([str(rb_python), str(shim), str(timing), *args], env=_env(threads), cwd=model.parent,
+                              stdout=logf, stderr=subprocess.STDOUT, check=False)
     wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (work / f"rb_log_{k}.txt").read_text()[-3000:]
+        raise SystemExit(f"rewardbench failed (exit {proc.returncode}); end of its log:\n{tail}")
     rows = [json.loads(line) for line in (out / f"{model.name}_outputs.jsonl").read_text().splitlines()]
     scores = np.array([[r["scores_chosen"], r["scores_rejected"]] for r in rows], dtype=np.float64)
     t = json.loads(timing.read_text())
@@ -210,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report(args, work, model, dropped, rk, rb, loads)
 
 
-def report(args: Any, work: Path, model: Path, dropped: list[int], rk: list[dict], rb: list[dict],
+def report(args: Any, work: Path, model: Path, dropped: dict[str, list[int]], rk: list[dict], rb: list[dict],
            loads: list[float]) -> dict[str, Any]:
     n = rk[0]["items"]
 
@@ -229,7 +245,7 @@ def report(args: Any, work: Path, model: Path, dropped: list[int], rk: list[dict
         "rewardkit_repeat_max_abs_diff": float(max(np.max(np.abs(r["scores"] - rk[0]["scores"])) for r in rk)),
         "rewardbench_repeat_max_abs_diff": float(max(np.max(np.abs(r["scores"] - rb[0]["scores"])) for r in rb)),
         "settings": {"model": str(model), "train_rows": args.train_rows, "eval_rows": args.eval_rows,
-                     "invalid_rows_dropped": dropped, "max_length": 512, "dtype": "float32",
+                     "rows_dropped_for_both": dropped, "max_length": 512, "dtype": "float32",
                      "threads": args.threads, "repeats": args.repeats, "rewardbench_batch_size": args.rb_batch_size,
                      "rewardbench_chat_template": "tulu", "rewardkit_batch_tokens": 16384, "workdir": str(work)},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average_1min": loads},
