@@ -91,14 +91,25 @@ def next_token_probs(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
 
 
 def sample_tokens(logits: torch.Tensor, cfg: SamplingConfig, generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """Next tokens (B,) int64: argmax for ``temperature = 0``, else one draw per row from that row's
-    own generator (so a row's draws do not depend on the other rows). A draw is the exponential race
-    ``argmax_v p_v / E_v`` with ``E_v ~ Exp(1)`` i.i.d., which picks ``v`` with probability ``p_v``."""
+    """Next tokens (B,) int64 from ``logits`` (B, V): argmax for ``temperature = 0``, else one draw per row
+    from :func:`next_token_probs`' distribution with that row's own generator (so a row's draws do not
+    depend on the other rows). With ``top_k`` the draw is made among the k best tokens only (the same
+    distribution, without touching the rest of the vocabulary)."""
     if cfg.temperature == 0:
         return logits.argmax(dim=-1)
-    probs = next_token_probs(logits, cfg)  # (B, V)
+    scaled = logits.float() / cfg.temperature
+    if 0 < cfg.top_k < scaled.shape[-1]:
+        values, ids = torch.topk(scaled, cfg.top_k, dim=-1)  # (B, k), sorted
+        choice = _race(filter_top_p(values, cfg.top_p).softmax(dim=-1), generators)
+        return ids.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+    return _race(filter_top_p(scaled, cfg.top_p).softmax(dim=-1), generators)
+
+
+def _race(probs: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """One index per row of ``probs`` (B, K): the exponential race ``argmax_v p_v / E_v`` with
+    ``E_v ~ Exp(1)`` i.i.d. from the row's generator picks ``v`` with probability ``p_v``."""
     race = torch.stack([torch.empty(probs.shape[-1], device=probs.device).exponential_(generator=g)
-                        for g in generators])  # (B, V)
+                        for g in generators])  # (B, K)
     return (probs / race).argmax(dim=-1)
 
 

@@ -91,12 +91,16 @@ def test_greedy_is_argmax_and_sampling_rows_are_independent() -> None:
     assert torch.equal(all_rows, sample_tokens(logits, cfg, gens()))  # seeded
 
 
-def test_sampled_frequencies_follow_the_distribution() -> None:
-    probs = torch.tensor([[0.1, 0.2, 0.7]])
+@pytest.mark.parametrize("cfg", [SamplingConfig(), SamplingConfig(top_k=2), SamplingConfig(temperature=0.5, top_p=0.9)])
+def test_sampled_frequencies_follow_next_token_probs(cfg: SamplingConfig) -> None:
+    logits = torch.tensor([[0.1, 0.2, 0.7, 0.0]]).clamp(min=1e-9).log()
+    expected = next_token_probs(logits, cfg)[0]
+    if cfg.top_k:
+        expected = torch.tensor([0.0, 2 / 9, 7 / 9, 0.0])  # top-2 of (0.1, 0.2, 0.7), renormalised
     gen = [torch.Generator().manual_seed(0)]
-    draws = torch.cat([sample_tokens(probs.log(), SamplingConfig(), gen) for _ in range(4000)])
-    freq = torch.bincount(draws, minlength=3).float() / 4000
-    assert torch.allclose(freq, probs[0], atol=0.03)  # 3 standard errors of a 0.5 share is 0.024
+    draws = torch.cat([sample_tokens(logits, cfg, gen) for _ in range(4000)])
+    freq = torch.bincount(draws, minlength=4).float() / 4000
+    assert torch.allclose(freq, expected, atol=0.03)  # 3 standard errors of a 0.5 share is 0.024
 
 
 def test_find_stop_and_config_checks() -> None:
