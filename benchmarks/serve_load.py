@@ -124,14 +124,13 @@ class Server:
 def servers(model: Path, threads: int | None) -> Iterator[dict[str, Server]]:
     """Both servers, started together and stopped with SIGTERM (their exit codes are recorded)."""
     env = {**os.environ, **OFFLINE_ENV}
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
+    extra = ["--torch-threads", str(threads)] if threads else []
     running: dict[str, Server] = {}
     try:
         for mode, flags in MODES.items():
             port = free_port()
             cmd = [sys.executable, "-m", "rewardkit.cli", "serve", "--model", str(model), "--port", str(port),
-                   "--log-level", "warning", *flags]
+                   "--log-level", "warning", *extra, *flags]
             running[mode] = Server(mode, f"http://127.0.0.1:{port}",
                                    subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr))
         for server in running.values():
@@ -295,7 +294,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--items-per-request", type=int, default=1, help="items in each request")
     p.add_argument("--pool", type=int, default=256, help="distinct HH-RLHF items the requests cycle through")
     p.add_argument("--max-length", type=int, default=256, help="max tokens of the built model")
-    p.add_argument("--server-threads", type=int, default=None, help="OMP_NUM_THREADS of the servers (default: all)")
+    p.add_argument("--server-threads", type=int, default=None,
+                   help="--torch-threads of both servers (default: torch's, all cores)")
     p.add_argument("--data", type=Path, default=DATA, help="HH-RLHF jsonl.gz")
     return p.parse_args(argv)
 

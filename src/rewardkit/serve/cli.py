@@ -48,6 +48,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--prep-threads", type=int, default=_default("prep_threads"), help=_help("prep_threads"))
     p.add_argument("--max-length", type=int, default=None, help="override the model's max tokens per input")
     p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="CPU threads of the model (torch.set_num_threads; default: torch's, all cores). On a CPU "
+                        "host leave a core to the HTTP and tokenizer threads: they starve when the model takes all")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="server log level")
     p.add_argument("--access-log", action="store_true", help="log every request")
@@ -65,6 +68,10 @@ def _run_serve(args: argparse.Namespace) -> int:
         request_timeout_s=args.request_timeout_s, drain_timeout_s=args.drain_timeout_s,
         openrlhf_scores=args.openrlhf_scores, prep_threads=args.prep_threads,
         api_key=read_api_key(args.api_key_file) if args.api_key_file else None)
+    if args.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     scorer = load_scorer(args.model, max_tokens=args.max_batch_tokens, max_length=args.max_length, device=args.device)
     auth = "bearer key required" if settings.api_key else "no authentication"
     print(f"serving {scorer.name} on http://{settings.host}:{settings.port} ({auth}; batches of up to "

@@ -48,9 +48,9 @@ def test_sigterm_drains_the_inflight_request_and_exits_0(tiny_rms: dict[str, Pat
     headers = {"Authorization": "Bearer k3y"}
     cmd = [sys.executable, "-m", "rewardkit.cli", "serve", "--model", str(tiny_rms["llama"]), "--port", str(port),
            "--max-batch-size", "1", "--max-wait-ms", "0", "--api-key-file", str(key_file), "--log-level", "warning",
-           "--drain-timeout", "300"]
+           "--drain-timeout", "300", "--torch-threads", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     try:
         _wait_healthy(url, proc)
         assert httpx.post(url + "/v1/score", json={"items": [{"response": "a"}]}).status_code == 401
