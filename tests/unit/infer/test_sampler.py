@@ -198,3 +198,25 @@ def test_prompt_encoding_uses_the_chat_template(policy: Policy, tmp_path: Path) 
     ids = policy.encode_prompt([{"role": "user", "content": "Hi"}])
     text = policy.tokenizer.decode(ids)
     assert "<|im_start|>user" in text and text.rstrip().endswith("<|im_start|>assistant")
+
+
+def test_any_causal_lm_gpt2_without_chat_template(tmp_path: Path) -> None:
+    """A GPT-2 (learned absolute positions) with a tokenizer that has no chat template: prompts are plain
+    text, left padding keeps positions right, and greedy decoding matches transformers' ``generate``."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from rewardkit.models.backbones import resolve_backbone
+
+    tok = AutoTokenizer.from_pretrained(resolve_backbone("smollm2-135m"))
+    tok.chat_template = None
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=256,
+                                       eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)).eval()
+    gpt2 = policy_from_model(model, tok, "gpt2")
+    ids = [gpt2.encode_prompt(p) for p in PROMPTS[:2]]
+    assert ids[0] == tok("Hi there")["input_ids"]
+    rollout = Rollout(gpt2, ids, 1, SamplingConfig(max_new_tokens=6, temperature=0))
+    rollout.advance(6)
+    for p, prompt in enumerate(ids):
+        ref = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False, pad_token_id=gpt2.pad_id)
+        assert rollout.samples[p].token_ids == ref[0, len(prompt):].tolist()[: len(rollout.samples[p].token_ids)]
