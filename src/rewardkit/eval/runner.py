@@ -95,12 +95,10 @@ def run_eval(cfg: EvalConfig) -> tuple[EvalResult, list[ScoredModel]]:
     bench = get_benchmark(cfg.benchmark)
     read = bench.read(cfg.data, split=cfg.split, skip_invalid=cfg.skip_invalid)
     items = read.items[: cfg.limit] if cfg.limit else read.items
-    resamples = list(cluster_bootstrap([it.subset for it in items], [it.cluster_key for it in items],
-                                       n_boot=cfg.n_boot, seed=cfg.seed))
     baselines = trivial_baselines(bench, items, seed=cfg.seed)
     results, scored = [], []
     for spec in cfg.models:
-        model, kept = evaluate_model(spec, bench, items, resamples, cfg)
+        model, kept = evaluate_model(spec, bench, items, cfg)
         results.append(model)
         scored.append(kept)
     keys = [m.key for m in results[0].metrics]
@@ -114,9 +112,10 @@ def run_eval(cfg: EvalConfig) -> tuple[EvalResult, list[ScoredModel]]:
     return out, scored
 
 
-def evaluate_model(spec: str, bench: Benchmark, items: Sequence[Item], resamples: list[tuple[np.ndarray, np.ndarray]],
-                   cfg: EvalConfig) -> tuple[ModelResult, ScoredModel]:
-    """Score ``items`` with one scorer and compute everything reported about it."""
+def evaluate_model(spec: str, bench: Benchmark, items: Sequence[Item], cfg: EvalConfig
+                   ) -> tuple[ModelResult, ScoredModel]:
+    """Score ``items`` with one scorer and compute everything reported about it. The bootstrap resamples
+    are regenerated from the seed for each model (not stored), so every model sees the same ones."""
     opts = cfg.scorer_options()
     scorer = build_scorer(spec, opts)
     identity = scorer_identity(scorer, opts)
@@ -131,8 +130,10 @@ def evaluate_model(spec: str, bench: Benchmark, items: Sequence[Item], resamples
     outcomes = bench.outcomes(items, scored.scores)
     point = bench.summarize(outcomes)
     keys = list(point)
+    resamples = cluster_bootstrap([it.subset for it in items], [it.cluster_key for it in items],
+                                  n_boot=cfg.n_boot, seed=cfg.seed)
     reps = np.array([[s.value for s in _values(bench.summarize(outcomes.take(rows, ids)), keys)]
-                     for rows, ids in resamples]).reshape(len(resamples), len(keys))
+                     for rows, ids in resamples]).reshape(cfg.n_boot, len(keys))
     metrics = tuple(Metric(k, point[k].value, *percentile_interval(reps[:, j]), point[k].n)
                     for j, k in enumerate(keys))
     comp = comparisons(items, scored.scores)
