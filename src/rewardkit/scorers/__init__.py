@@ -77,7 +77,11 @@ def build_scorer(spec: str, opts: ScorerOptions) -> Scorer:
         return factory(path, ref_model=opts.ref_model, ref_free=opts.ref_free, **lm)
     if kind == "judge":
         return factory(path, seed=opts.seed, both_orders=opts.judge_both_orders, **lm)
-    return factory(path)
+    # other registered scorers get the shared settings their constructor names
+    shared = {"max_length": opts.max_length, "max_tokens": opts.batch_tokens or DEFAULT_MAX_TOKENS,
+              "device": opts.device, "dtype": opts.dtype, "seed": opts.seed}
+    params = inspect.signature(factory).parameters
+    return factory(path, **{k: v for k, v in shared.items() if k in params})
 
 
 def is_pairwise(scorer: Any) -> bool:
