@@ -8,7 +8,9 @@ programmatic verifiers. In one run, with the same sampling settings and seeds:
 - **Best-of-N_max** (N_max = 32) is run on every prompt, all candidates kept. Best-of-N for the smaller N
   are the first N samples of those runs: sampling is seeded per sample, so a separate Best-of-N run draws
   exactly these samples (checked below on the timing prompts) and its token counts are exact. The wall
-  time of Best-of-N for N < N_max is measured in separate runs on the first ``--time-prompts`` prompts.
+  time of Best-of-N for N < N_max is measured in separate runs on the first ``--time-prompts`` prompts
+  (``wall_s_raw``) and scaled to the whole prompt set by Best-of-N_max's all-prompts/timing-prompts time
+  ratio (``wall_s``); Best-of-N_max and Speculative Rejection are timed on every prompt.
 - **Speculative Rejection** at N = N_max for each ``--alphas``, decision points every ``--chunk`` tokens.
 
 Reported: mean RM score and mean gold reward of the returned responses, generated tokens (and policy
@@ -239,7 +241,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("mean gold reward (fraction of instructions met)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle(f"{result['config']['policy']} + MiniLM RM on {result['config']['prompts']} held-out ifeval-lite prompts")
+    fig.suptitle(f"{result['config']['policy']} + reward model {Path(result['config']['rm']).name!r} on "
+                 f"{result['config']['prompts']} held-out ifeval-lite prompts")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
