@@ -14,9 +14,10 @@ import pytest
 
 from rewardkit.cli import main
 from rewardkit.eval.report import CHROMIUM_INSTALL, find_chromium, render_png
+from shared_data import HH_RLHF, shared_data
 from tiny_models import tiny_llama
 
-HH = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
+HH = shared_data(HH_RLHF)
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hf_datasets_cache")]
 

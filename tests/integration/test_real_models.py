@@ -17,8 +17,9 @@ from rewardkit.data.chat import render_plain
 from rewardkit.data.formats import Location, parse_record
 from rewardkit.models.reward_model import build_reward_model, save_reward_model
 from rewardkit.scoring import score_file
+from shared_data import HH_RLHF, shared_data
 
-HH = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
+HH = shared_data(HH_RLHF)
 pytestmark = pytest.mark.slow
 
 
