@@ -114,7 +114,7 @@ def _add_quickstart(sub: Any) -> None:
                  "shipped ifeval-lite preferences, evaluate it against baselines, rerank held-out candidates",
                  _run_quickstart)
     p.add_argument("--out", default="runs/quickstart", help="output folder")
-    p.add_argument("--epochs", type=float, default=2.0, help="training epochs over the shipped train split")
+    p.add_argument("--epochs", type=float, default=1.0, help="training epochs over the shipped train split")
     p.add_argument("--model", default="minilm", help="backbone to train")
     p.add_argument("--max-steps", type=int, default=-1, help="cap on optimizer steps (for a very quick look)")
 

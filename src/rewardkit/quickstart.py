@@ -34,7 +34,7 @@ class QuickstartResult:
     summary: dict[str, Any]
 
 
-def run_quickstart(*, out: str = "runs/quickstart", epochs: float = 2.0, model: str = "minilm",
+def run_quickstart(*, out: str = "runs/quickstart", epochs: float = 1.0, model: str = "minilm",
                    max_steps: int = -1, seed: int = 42) -> QuickstartResult:
     """Train, evaluate and rerank on the embedded ifeval-lite data; write ``summary.json`` and print it."""
     out_dir = Path(out)
