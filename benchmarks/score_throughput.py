@@ -117,7 +117,7 @@ def score_fixed_batches(rm: Any, encoded: Sequence[Any], order: Sequence[int], b
 
 
 def score_rewardkit(rm: Any, encoded: Sequence[Any], max_tokens: int) -> np.ndarray:
-    """rewardkit's scorer: length-sorted, token-budget batches (it runs under inference_mode itself)."""
+    """rewardkit's scorer: length-sorted, token-budget batches (already under inference_mode; made explicit)."""
     from rewardkit.scoring import score_encoded
 
     with torch.inference_mode():
