@@ -161,7 +161,8 @@ def load_scorer(spec: str, **kwargs: Any) -> Scorer:
 
 @dataclass(frozen=True)
 class ScoreFileResult:
-    """What ``rewardkit score`` wrote and measured."""
+    """What ``rewardkit score`` wrote and measured; ``seconds`` covers tokenization (which ``datasets``
+    caches, so a re-run is faster) and scoring, not model or data loading."""
 
     out: str
     pairs: int

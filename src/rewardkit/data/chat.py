@@ -61,12 +61,10 @@ def input_format_for(tokenizer: Any, model_type: str) -> InputFormat:
 
     if getattr(tokenizer, "chat_template", None):
         return "chat"
-    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and model_type not in _DECODER_TYPES:
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return "text_pair"
     return "concat"
 
-
-_DECODER_TYPES = frozenset({"gpt2", "llama", "mistral", "qwen2", "gemma", "gemma2", "phi", "phi3", "opt"})
 
 
 def probe_pair_template(tokenizer: Any) -> PairTemplate:

@@ -238,17 +238,18 @@ def parse_record(record: Mapping[str, Any], loc: Location) -> Example:
         c, r = _text(record["chosen"], loc, "chosen"), _text(record["rejected"], loc, "rejected")
         cut = _common_text_prefix(c, r)
         prompt = ({"role": "user", "content": c[:cut]},) if cut else ()
-        chosen, rejected = _as_reply(c[cut:]), _as_reply(r[cut:])
+        chosen, rejected = reply(c[cut:]), reply(r[cut:])
     else:  # trl-explicit / rewardbench: plain strings; reward-bench prompts are a user turn
         conv = fmt == "rewardbench"
         prompt = ({"role": "user", "content": _text(record["prompt"], loc, "prompt", allow_empty=True)},)
-        chosen = _as_reply(_text(record["chosen"], loc, "chosen"))
-        rejected = _as_reply(_text(record["rejected"], loc, "rejected"))
+        chosen = reply(_text(record["chosen"], loc, "chosen"))
+        rejected = reply(_text(record["rejected"], loc, "rejected"))
     _check_pair(chosen, rejected, loc)
     return PreferenceExample(prompt, chosen, rejected, conv, fmt, margin, extras)
 
 
-def _as_reply(text: str) -> tuple[Message, ...]:
+def reply(text: str) -> tuple[Message, ...]:
+    """One assistant message."""
     return ({"role": "assistant", "content": text},)
 
 
@@ -285,7 +286,7 @@ def _prompt_messages(value: Any, loc: Location, name: str) -> tuple[tuple[Messag
 
 
 def _response_messages(value: Any, loc: Location, name: str) -> tuple[Message, ...]:
-    msgs = _messages(value, loc, name) if isinstance(value, list) else _as_reply(_text(value, loc, name))
+    msgs = _messages(value, loc, name) if isinstance(value, list) else reply(_text(value, loc, name))
     if not msgs or not any(m["content"].strip() for m in msgs):
         raise DataError(loc, name, "is empty")
     return msgs

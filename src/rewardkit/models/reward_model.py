@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,13 +136,3 @@ def load_reward_model(
     length = max_length or meta.get("max_length") or _default_max_length(tokenizer)
     return RewardModel(model, tokenizer, PairEncoder(tokenizer, fmt, int(length)), meta, name)
 
-
-def copy_tree_atomic(src: Path, dst: Path) -> None:
-    """Replace folder ``dst`` by a copy of ``src`` through a temporary sibling and renames."""
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
-    shutil.copytree(src, tmp, dirs_exist_ok=True)
-    old = dst.with_name(f".{dst.name}.old")
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(tmp, dst)
-    shutil.rmtree(old, ignore_errors=True)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from rewardkit.data.formats import DataError, DataValidationError, Location, Message, iter_records
+from rewardkit.data.formats import reply as reply  # re-exported for the benchmark readers
 from rewardkit.eval.stats import pairwise_correct
 from rewardkit.registry import Registry
 
@@ -214,11 +215,6 @@ def text_list(record: Mapping[str, Any], key: str, loc: Location, *, min_len: in
         if not v.strip():
             raise DataError(loc, f"{key}[{i}]", "is empty")
     return list(value)
-
-
-def reply(text: str) -> tuple[Message, ...]:
-    """One assistant message."""
-    return ({"role": "assistant", "content": text},)
 
 
 def user(text: str) -> tuple[Message, ...]:
