@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+from _common import OFFLINE_ENV
+
 TARGET_RATIO = 0.25
 
 

@@ -35,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from _common import OFFLINE_ENV as _COMMON_OFFLINE_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
 DEFAULT_RB_PYTHON = ROOT.parent / ".venv-rewardbench" / "bin" / "python"
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false", "WANDB_MODE": "disabled"}
+OFFLINE_ENV = {**_COMMON_OFFLINE_ENV, "WANDB_MODE": "disabled"}
 RB_SETUP = (f"python -m venv {DEFAULT_RB_PYTHON.parents[1]} && {DEFAULT_RB_PYTHON.parent}/pip install "
             f"torch==2.13.0 && {DEFAULT_RB_PYTHON.parent}/pip install rewardbench==0.1.4 \"setuptools<81\"")
 

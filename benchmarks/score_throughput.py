@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -35,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from _common import run_json_main
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
 TARGET_RATIO = 2.0
 INVARIANCE_TOLERANCE = 1e-4
 
@@ -366,25 +365,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
-    args = parse_args(argv)
-    t0 = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        if args.workdir is None:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rk-score-bench-")))
-        else:
-            workdir = args.workdir
-            workdir.mkdir(parents=True, exist_ok=True)
-        with contextlib.redirect_stdout(sys.stderr):  # libraries print progress to stdout; keep it clean JSON
-            report = run(args, workdir)
-    report["wall_seconds"] = time.perf_counter() - t0
-    text = json.dumps(report, indent=2)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return 0
+    return run_json_main(run, parse_args(argv), prefix="rk-score-bench-")
 
 
 if __name__ == "__main__":

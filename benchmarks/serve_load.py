@@ -45,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
+from _common import OFFLINE_ENV
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
 TARGET_RATIO = 3.0
 RATIO_CLIENTS = 32
 TOLERANCE = 1e-4

@@ -1,0 +1,39 @@
+"""What the benchmark scripts share: the offline environment and the JSON-printing main."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def run_json_main(run: Callable[[Any, Path], dict[str, Any]], args: Any, *, prefix: str) -> int:
+    """Run ``run(args, workdir)`` offline with library output on stderr, then print its report as JSON
+    on stdout (and write it to ``args.out`` when given). ``args.workdir`` None means a temporary folder."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    t0 = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if args.workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+        else:
+            workdir = args.workdir
+            workdir.mkdir(parents=True, exist_ok=True)
+        with contextlib.redirect_stdout(sys.stderr):  # libraries print progress to stdout; keep it clean JSON
+            report = run(args, workdir)
+    report["wall_seconds"] = time.perf_counter() - t0
+    text = json.dumps(report, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
