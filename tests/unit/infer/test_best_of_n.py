@@ -3,44 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from rewardkit.cli import main
 from rewardkit.infer.accounting import Compute, MeteredScorer, total
 from rewardkit.infer.best_of_n import Candidate, best_candidate, best_of_n
-from rewardkit.infer.sampler import Policy, SamplingConfig, policy_from_model
+from rewardkit.infer.sampler import Policy, SamplingConfig
 from rewardkit.scorers.hybrid import HybridScorer
 from rewardkit.scorers.verifier import VerifierScorer
 from rewardkit.scoring import load_scorer
-from tiny_models import tiny_bert, tiny_llama
+from tiny_models import tiny_bert
 
 PROMPTS = ["Say something nice.", [{"role": "user", "content": "What is 2 + 2?"}]]
 CFG = SamplingConfig(max_new_tokens=8, temperature=1.0, seed=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
-
-@pytest.fixture(scope="module")
-def lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_llama(tmp_path_factory.mktemp("bon") / "lm")
-
-
-@pytest.fixture(scope="module")
-def policy(lm_path: Path) -> Policy:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    return policy_from_model(AutoModelForCausalLM.from_pretrained(lm_path), AutoTokenizer.from_pretrained(lm_path))
 
 
 @pytest.fixture(scope="module")

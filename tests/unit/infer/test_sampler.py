@@ -4,7 +4,6 @@ token accounting, and the pruning invariant (a survivor continues exactly as it 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,27 +24,11 @@ from rewardkit.infer.sampler import (
     sample,
     sample_tokens,
 )
-from tiny_models import tiny_llama
 
 INF = float("-inf")
 PROMPTS = ["Hi there", "What is the capital of France, please? Answer briefly.", "Count to three."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory: pytest.TempPathFactory) -> Policy:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = tiny_llama(tmp_path_factory.mktemp("tiny_llama") / "lm")
-    return policy_from_model(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), "tiny")
 
 
 # ------------------------------------------------------------------------------------ pure functions

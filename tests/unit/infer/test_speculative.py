@@ -5,41 +5,21 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from rewardkit.cli import main
 from rewardkit.infer.best_of_n import best_of_n
-from rewardkit.infer.sampler import Policy, SamplingConfig, policy_from_model
+from rewardkit.infer.sampler import Policy, SamplingConfig
 from rewardkit.infer.speculative import SpeculativeConfig, next_segment, speculative_rejection, survivors
 from rewardkit.scoring import load_scorer
-from tiny_models import tiny_llama
 
 PROMPTS = ["Tell me a story.", [{"role": "user", "content": "Name three colours."}]]
 CFG = SamplingConfig(max_new_tokens=16, temperature=1.0, seed=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
-
-@pytest.fixture(scope="module")
-def lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_llama(tmp_path_factory.mktemp("spr") / "lm")
-
-
-@pytest.fixture(scope="module")
-def policy(lm_path: Path) -> Policy:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    return policy_from_model(AutoModelForCausalLM.from_pretrained(lm_path), AutoTokenizer.from_pretrained(lm_path))
 
 
 # ------------------------------------------------------------------------------------ pure rules
