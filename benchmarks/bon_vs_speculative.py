@@ -55,7 +55,7 @@ def rm_folder(path: str) -> str:
 
 def load_prompts(k: int) -> list[dict[str, Any]]:
     """The first ``k`` held-out prompts (one row per prompt, with its constraints)."""
-    from rewardkit.data.synth import load_embedded
+    from rewardkit.synth import load_embedded
 
     rows = [json.loads(line) for line in load_embedded("candidates").read_text(encoding="utf-8").splitlines()]
     if len(rows) < k:
@@ -64,7 +64,7 @@ def load_prompts(k: int) -> list[dict[str, Any]]:
 
 
 def gold(text: str, row: dict[str, Any]) -> float:
-    from rewardkit.infer.verifiers import Constraint, gold_reward
+    from rewardkit.verify.verifiers import Constraint, gold_reward
 
     return gold_reward(text, [Constraint.from_dict(c) for c in row["constraints"]])
 

@@ -194,7 +194,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 def _run_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rewardkit.data.synth import synthesize
+    from rewardkit.synth import synthesize
 
     result = synthesize(task=args.task, n_prompts=args.n, out_dir=Path(args.out), seed=args.seed, model=args.model,
                         samples_per_prompt=args.samples_per_prompt, max_new_tokens=args.max_new_tokens)

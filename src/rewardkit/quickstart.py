@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.data.synth import load_embedded
+from rewardkit.synth import load_embedded
 from rewardkit.eval.pairwise import evaluate_pairs
 from rewardkit.eval.stats import bootstrap_mean
-from rewardkit.infer.verifiers import Constraint, check_all
+from rewardkit.verify.verifiers import Constraint, check_all
 from rewardkit.models.reward_model import write_json_atomic
 from rewardkit.scoring import RewardModelScorer, score_file
 from rewardkit.train.config import RewardTrainConfig

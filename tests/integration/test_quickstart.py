@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rewardkit.cli import main
-from rewardkit.data.synth import load_embedded
+from rewardkit.synth import load_embedded
 
 pytestmark = pytest.mark.slow
 

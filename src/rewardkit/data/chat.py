@@ -29,12 +29,14 @@ _PROBE = "hello"
 
 @dataclass(frozen=True)
 class Encoded:
-    """One tokenized (prompt, response). ``token_type_ids`` is None for decoders."""
+    """One tokenized (prompt, response). ``token_type_ids`` is None for decoders; ``response_start`` is
+    the index in ``input_ids`` of the first response token (what a causal LM's log-probs score)."""
 
     input_ids: list[int]
     token_type_ids: list[int] | None
     prompt_tokens_dropped: int = 0
     response_tokens_dropped: int = 0
+    response_start: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -124,7 +126,7 @@ class PairEncoder:
         bos = getattr(self.tokenizer, "bos_token_id", None)
         keep_head = 1 if p and bos is not None and p[0] == bos else 0
         tp, tr = truncate_pair(p, r, self.max_length, keep_head)
-        return Encoded(tp + tr, None, len(p) - len(tp), len(r) - len(tr))
+        return Encoded(tp + tr, None, len(p) - len(tp), len(r) - len(tr), len(tp))
 
     def _encode_pair(self, prompt: Sequence[Message], response: Sequence[Message]) -> Encoded:
         t = self.template
@@ -138,7 +140,8 @@ class PairEncoder:
         if t.types is not None:
             parts = (t.prefix, tp, t.middle, tr, t.suffix)
             types = [seg for part, seg in zip(parts, t.types, strict=True) for _ in part]
-        return Encoded(ids, types, len(p) - len(tp), len(r) - len(tr))
+        start = len(t.prefix) + len(tp) + len(t.middle)
+        return Encoded(ids, types, len(p) - len(tp), len(r) - len(tr), start)
 
     def _decoder_parts(
         self, prompt: Sequence[Message], response: Sequence[Message], conversational: bool

@@ -51,7 +51,7 @@ def check_file(path: str, *, tokenizer: str | None = "minilm", max_length: int =
 
     from rewardkit.data.chat import PairEncoder, input_format_for
     from rewardkit.models.backbones import resolve_backbone
-    from rewardkit.models.reward_model import ensure_distinct_pad
+    from rewardkit.models.causal_lm import ensure_distinct_pad
 
     resolved = resolve_backbone(tokenizer)
     tok = AutoTokenizer.from_pretrained(resolved)

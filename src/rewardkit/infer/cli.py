@@ -17,7 +17,7 @@ from typing import Any
 from rewardkit.infer.accounting import total
 from rewardkit.infer.best_of_n import PromptResult, best_of_n
 from rewardkit.infer.sampler import SamplingConfig, load_policy
-from rewardkit.infer.sandbox import SandboxLimits
+from rewardkit.verify.sandbox import SandboxLimits
 from rewardkit.infer.speculative import SpeculativeConfig, speculative_rejection
 
 METHODS = ("bon", "speculative")

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from rewardkit.data.formats import Message
+from rewardkit.models.causal_lm import left_pad, load_causal_lm
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,6 @@ def policy_from_model(model: Any, tokenizer: Any, name: str = "policy") -> Polic
 
 def load_policy(name: str, *, dtype: str = "float32", device: str = "cpu") -> Policy:
     """Load a causal LM for sampling: an offline alias (``smollm2-135m``), a local folder or a hub name."""
-    from rewardkit.scorers.lm import load_causal_lm
-
     lm = load_causal_lm(name, dtype=dtype, device=device)
     return policy_from_model(lm.model, lm.tokenizer, name)
 
@@ -237,8 +236,6 @@ class Rollout:
     @torch.inference_mode()
     def _prefill(self, prompts: Sequence[Sequence[int]]) -> None:
         from transformers import DynamicCache
-
-        from rewardkit.scorers.lm import left_pad
 
         batch = left_pad(prompts, self.policy.pad_id, self.policy.device)  # (P, L) each
         self.cache = DynamicCache(config=self.policy.model.config)

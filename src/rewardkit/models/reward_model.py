@@ -25,6 +25,7 @@ import torch
 
 from rewardkit.data.chat import TRUNCATION_POLICY, InputFormat, PairEncoder, input_format_for
 from rewardkit.models.backbones import resolve_backbone
+from rewardkit.models.causal_lm import ensure_distinct_pad
 
 METADATA_FILE = "rewardkit.json"
 FORMAT_VERSION = "rewardkit-rm/1"
@@ -45,22 +46,6 @@ class RewardModel:
     @property
     def pad_token_id(self) -> int:
         return int(self.tokenizer.pad_token_id)
-
-
-def ensure_distinct_pad(tokenizer: Any, model: Any | None = None) -> None:
-    """Give ``tokenizer`` (and ``model.config``) a pad token that is not EOS. Right padding."""
-    tokenizer.padding_side = "right"
-    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
-    if pad is None or pad == eos:
-        unk = tokenizer.unk_token_id
-        if unk is not None and unk != eos:
-            tokenizer.pad_token = tokenizer.unk_token
-        else:
-            tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
-            if model is not None:
-                model.resize_token_embeddings(len(tokenizer))
-    if model is not None:
-        model.config.pad_token_id = tokenizer.pad_token_id
 
 
 def build_reward_model(backbone: str, *, max_length: int | None = None) -> RewardModel:

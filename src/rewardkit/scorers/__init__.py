@@ -25,7 +25,8 @@ import torch
 
 from rewardkit.data.chat import PairEncoder
 from rewardkit.data.formats import Message
-from rewardkit.scorers.lm import DEFAULT_LM_TOKENS, DTYPES, CachingTokenizer, model_fingerprint
+from rewardkit.models.devices import DTYPES
+from rewardkit.scorers.lm import DEFAULT_LM_TOKENS, CachingTokenizer, model_fingerprint
 from rewardkit.scoring import (
     DEFAULT_MAX_TOKENS,
     SCORERS,

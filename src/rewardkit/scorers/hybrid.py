@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.formats import Message
-from rewardkit.infer.sandbox import SandboxLimits
+from rewardkit.verify.sandbox import SandboxLimits
 from rewardkit.scorers.verifier import VerifierScorer, response_text
 from rewardkit.scoring import DEFAULT_MAX_TOKENS, ScoreOutput, load_scorer
 

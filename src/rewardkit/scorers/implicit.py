@@ -26,17 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardkit.data.chat import PairEncoder, truncate_pair
+from rewardkit.data.chat import PairEncoder
 from rewardkit.data.formats import Message
-from rewardkit.scorers.lm import (
-    DEFAULT_LM_TOKENS,
-    CachingTokenizer,
-    load_causal_lm,
-    model_fingerprint,
-    pad_id_of,
-    right_pad,
-    sorted_batches,
-)
+from rewardkit.models.causal_lm import load_causal_lm, response_mask_from_starts, right_pad, sequence_logps
+from rewardkit.scorers.lm import DEFAULT_LM_TOKENS, CachingTokenizer, model_fingerprint, sorted_batches
 from rewardkit.scoring import ScoreOutput
 
 MODES = ("ratio", "sum", "avg", "norm")
@@ -90,12 +83,9 @@ class ImplicitRewardScorer:
 
     def encode(self, prompt: Sequence[Message], response: Sequence[Message], conversational: bool
                ) -> tuple[list[int], int, bool]:
-        """(input ids, number of prompt tokens, truncated?) under the keep-response policy."""
-        p, r = self.encoder._decoder_parts(prompt, response, conversational)  # the RM encoders' own split
-        bos = getattr(self.policy.tokenizer, "bos_token_id", None)
-        keep_head = 1 if p and bos is not None and p[0] == bos else 0
-        tp, tr = truncate_pair(p, r, self.max_length, keep_head)
-        return tp + tr, len(tp), (len(tp), len(tr)) != (len(p), len(r))
+        """(input ids, index of the first response token, truncated?) under the keep-response policy."""
+        e = self.encoder.encode(prompt, response, conversational)
+        return e.input_ids, e.response_start, e.truncated
 
     def score(self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
               conversational: Sequence[bool] | bool = True, *, progress: Callable[[int], None] | None = None,
@@ -116,17 +106,16 @@ class ImplicitRewardScorer:
     def _response_logps(self, model: Any, ids: Sequence[list[int]], starts: Sequence[int],
                         progress: Callable[[int], None] | None) -> list[torch.Tensor]:
         """Per-token log-probabilities (T_i,) float32 of each sequence's response tokens ``ids[i][starts[i]:]``
-        (a first token with no context before it is not scored)."""
+        (a first token with no context before it is not scored), via the shared
+        :func:`~rewardkit.models.causal_lm.sequence_logps`."""
         out: list[torch.Tensor] = [torch.zeros(0)] * len(ids)
-        pad = pad_id_of(self.policy.tokenizer)
         device = next(model.parameters()).device
         for batch in sorted_batches([len(s) for s in ids], self.max_tokens):
-            input_ids, mask = right_pad([ids[i] for i in batch], pad, device)
-            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()  # (B, T, V)
-            logp = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None])[..., 0]  # (B, T-1)
+            input_ids, mask = right_pad([ids[i] for i in batch], self.policy.pad_id, device)
+            scored = response_mask_from_starts(mask, [starts[i] for i in batch])
+            logps = sequence_logps(model, input_ids, mask, scored).tokens  # (B, T)
             for row, i in enumerate(batch):
-                first = max(starts[i], 1)  # token t is predicted at position t-1
-                out[i] = logp[row, first - 1 : len(ids[i]) - 1].cpu()
+                out[i] = logps[row, max(starts[i], 1) : len(ids[i])].cpu()
             if progress is not None:
                 progress(len(batch))
         return out

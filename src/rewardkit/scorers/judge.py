@@ -31,15 +31,8 @@ import torch
 
 from rewardkit.data.chat import render_plain
 from rewardkit.data.formats import Message
-from rewardkit.scorers.lm import (
-    DEFAULT_LM_TOKENS,
-    CachingTokenizer,
-    left_pad,
-    load_causal_lm,
-    model_fingerprint,
-    pad_id_of,
-    sorted_batches,
-)
+from rewardkit.models.causal_lm import left_pad, load_causal_lm
+from rewardkit.scorers.lm import DEFAULT_LM_TOKENS, CachingTokenizer, model_fingerprint, sorted_batches
 from rewardkit.scoring import ScoreOutput
 
 TEMPLATE = (
@@ -151,7 +144,7 @@ class GenerativeJudge:
     def _logodds(self, seqs: Sequence[list[int]], progress: Callable[[int], None] | None) -> np.ndarray:
         """``logit_A − logit_B`` (N,) at the position after each sequence, in length-sorted batches."""
         out = np.zeros(len(seqs), dtype=np.float64)
-        pad = pad_id_of(self.lm.tokenizer)
+        pad = self.lm.pad_id
         a, b = self.answer_ids
         for batch in sorted_batches([len(s) for s in seqs], self.max_tokens):
             inputs = left_pad([seqs[i] for i in batch], pad, self.lm.device)

@@ -3,12 +3,12 @@
 An item (a row of a jsonl file, or a dict given in Python) holds its ``prompt`` (messages or a string)
 and at least one of:
 
-- ``constraints`` — ifeval-lite instructions (:class:`rewardkit.infer.verifiers.Constraint` dicts);
-  reward = the fraction met (:func:`~rewardkit.infer.verifiers.gold_reward`);
+- ``constraints`` — ifeval-lite instructions (:class:`rewardkit.verify.verifiers.Constraint` dicts);
+  reward = the fraction met (:func:`~rewardkit.verify.verifiers.gold_reward`);
 - ``answer`` — a math final answer; reward 1 if the response's final answer matches
-  (:mod:`rewardkit.infer.math_verify`), else 0;
+  (:mod:`rewardkit.verify.math_answers`), else 0;
 - ``tests`` — Python unit tests (a list of source strings, or one string); reward = the fraction that pass
-  when run after the response's code in the sandbox (:mod:`rewardkit.infer.sandbox`).
+  when run after the response's code in the sandbox (:mod:`rewardkit.verify.sandbox`).
 
 An item with several of them gets the mean. Responses are matched to items by their prompt (the exact
 messages), so ``rewardkit generate --reward verifier`` scores against the prompts file it samples.
@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.formats import Message
-from rewardkit.infer.math_verify import math_reward
-from rewardkit.infer.sandbox import SandboxLimits, check_python
-from rewardkit.infer.verifiers import Constraint, gold_reward
+from rewardkit.verify.math_answers import math_reward
+from rewardkit.verify.sandbox import SandboxLimits, check_python
+from rewardkit.verify.verifiers import Constraint, gold_reward
 from rewardkit.scoring import ScoreOutput
 
 

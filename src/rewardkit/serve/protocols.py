@@ -96,7 +96,7 @@ def encode_templated(tokenizer: Any, max_length: int, prompt: str, response: str
     bos = getattr(tokenizer, "bos_token_id", None)
     keep_head = 1 if p and bos is not None and p[0] == bos else 0
     tp, tr = truncate_pair(list(p), list(r), max_length, keep_head)
-    return Encoded(tp + tr, None, len(p) - len(tp), len(r) - len(tr))
+    return Encoded(tp + tr, None, len(p) - len(tp), len(r) - len(tr), len(tp))
 
 
 def openrlhf_scores(rewards: np.ndarray, mode: str) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rewardkit.infer.verifiers import Constraint
+from rewardkit.verify.verifiers import Constraint
 from rewardkit.scorers.verifier import Reference, VerifierScorer, prompt_key, verify
 from rewardkit.scoring import SCORERS, load_scorer
 

@@ -1,9 +1,9 @@
 """Verifiable preference data with gold labels: the embedded default task ``ifeval-lite``.
 
 Pipeline (:func:`synthesize`): seeded prompts carrying checkable instructions
-(:mod:`rewardkit.data.synth_prompts`) → responses sampled from a causal LM (SmolLM2-135M-Instruct by
-default) → controlled edits and gold rewards from the verifiers (:mod:`rewardkit.data.synth_edits`,
-:mod:`rewardkit.infer.verifiers`) → pairs where gold differs → a train/test split by prompt → jsonl.
+(:mod:`rewardkit.synth.prompts`) → responses sampled from a causal LM (SmolLM2-135M-Instruct by
+default) → controlled edits and gold rewards from the verifiers (:mod:`rewardkit.synth.edits`,
+:mod:`rewardkit.verify.verifiers`) → pairs where gold differs → a train/test split by prompt → jsonl.
 
 A set made by this code ships in ``rewardkit/resources/ifeval_lite``; :func:`load_embedded` finds it.
 """
@@ -21,9 +21,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from rewardkit.data.synth_edits import Candidate, expand
-from rewardkit.data.synth_prompts import SynthPrompt, build_prompts
-from rewardkit.infer.verifiers import Constraint
+from rewardkit.synth.edits import Candidate, expand
+from rewardkit.synth.prompts import SynthPrompt, build_prompts
+from rewardkit.verify.verifiers import Constraint
 from rewardkit.models.backbones import ALIASES, resolve_backbone
 from rewardkit.registry import Registry
 

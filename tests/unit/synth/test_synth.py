@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from rewardkit.data import synth_edits as edits
-from rewardkit.data.synth import (
+from rewardkit.synth import edits
+from rewardkit.synth.core import (
     TASKS,
     SamplingSettings,
     load_causal_lm,
@@ -23,8 +23,8 @@ from rewardkit.data.synth import (
     split_prompts,
     synthesize,
 )
-from rewardkit.data.synth_prompts import BASE_REQUESTS, INCOMPATIBLE, build_prompts
-from rewardkit.infer.verifiers import Constraint, count_words, describe_all, gold_reward
+from rewardkit.synth.prompts import BASE_REQUESTS, INCOMPATIBLE, build_prompts
+from rewardkit.verify.verifiers import Constraint, count_words, describe_all, gold_reward
 from tiny_models import tiny_llama
 
 TEXT = (

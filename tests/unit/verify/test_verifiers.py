@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from rewardkit.infer.verifiers import (
+from rewardkit.verify.verifiers import (
     VERIFIERS,
     Constraint,
     check_all,

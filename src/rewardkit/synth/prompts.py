@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from rewardkit.infer.verifiers import Constraint, describe_all
+from rewardkit.verify.verifiers import Constraint, describe_all
 
 # (request, topic words). The words are ones a model answering the request is likely to use.
 BASE_REQUESTS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from rewardkit.infer.verifiers import Constraint, count_words, gold_reward
+from rewardkit.verify.verifiers import Constraint, count_words, gold_reward
 
 QUESTIONS: tuple[str, ...] = (
     "What do you think?",

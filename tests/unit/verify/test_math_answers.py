@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from rewardkit.infer.math_verify import (
+from rewardkit.verify.math_answers import (
     answers_match,
     extract_answer,
     last_boxed,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rewardkit.infer.sandbox import SandboxLimits, check_python, extract_code, isolation, run_python
+from rewardkit.verify.sandbox import SandboxLimits, check_python, extract_code, isolation, run_python
 
 FAST = SandboxLimits(cpu_s=1, wall_s=4.0)
 BARE = SandboxLimits(cpu_s=2, wall_s=6.0, guard=False)  # the OS layers only
