@@ -22,17 +22,10 @@ from rewardkit.data.collate import pad_sequences, token_budget_batches
 from rewardkit.data.formats import Message
 from rewardkit.models.reward_model import RewardModel, load_reward_model
 from rewardkit.registry import Registry
+from rewardkit.types import ScoreOutput
 
 DEFAULT_MAX_TOKENS = 16_384
 DEFAULT_MAX_BATCH = 256
-
-
-@dataclass(frozen=True)
-class ScoreOutput:
-    """``rewards``: (N,) float32; ``truncated``: (N,) bool, whether the truncation policy cut the input."""
-
-    rewards: np.ndarray
-    truncated: np.ndarray
 
 
 class Scorer(Protocol):
