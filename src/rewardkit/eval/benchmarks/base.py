@@ -5,6 +5,13 @@ which of them are correct), scores each item from the per-response scores with i
 (:meth:`Benchmark.outcomes`, pure), and aggregates the per-item outcomes to subsets, sections and an
 overall number (:meth:`Benchmark.summarize`, pure, so the same function runs on bootstrap resamples).
 Scoring is not a benchmark's business: the runner scores every distinct (prompt, response) once.
+
+Readers keep every record the benchmark's reference code keeps and score it by the reference's rule:
+an empty or whitespace-only answer, or a correct answer identical to an incorrect one, is scored (the
+identical pair ties, and the rule says what a tie is worth), and counted in :attr:`ReadResult.notes`.
+The training validator's stricter rules (:mod:`rewardkit.data.formats`) are not the benchmarks' rules.
+A benchmark names the sections its overall averages (``sections_expected``); :func:`coverage` says
+which of them a run has, so an overall over 3 of 4 domains is never printed as if it were complete.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import numpy as np
 
 from rewardkit.data.formats import DataError, DataValidationError, Location, Message, iter_records
 from rewardkit.data.formats import reply as reply  # re-exported for the benchmark readers
+from rewardkit.errors import MissingInputError
 from rewardkit.eval.stats import pairwise_correct
 from rewardkit.registry import Registry
 
@@ -108,11 +116,17 @@ class Outcomes:
 
 class Benchmark(Protocol):
     """A benchmark's published rules. Keys of :meth:`summarize` are ``"overall"``, ``"overall/..."``,
-    ``"section/NAME"`` and ``"subset/NAME"`` (reports group rows by that prefix)."""
+    ``"section/NAME"`` and ``"subset/NAME"`` (reports group rows by that prefix).
+
+    ``sections_expected`` maps each summary key the published overall averages (``"section/chat"``) to
+    the subset keys that section is published over (empty: any); ``section_unit`` names them in
+    messages ("domains"). Both empty / unused for a benchmark with no fixed sections (``pairs``)."""
 
     name: str
     description: str
     default_split: str
+    sections_expected: Mapping[str, tuple[str, ...]]
+    section_unit: str
 
     def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult: ...
 
@@ -162,6 +176,98 @@ def mean_stat(stats: Sequence[Stat]) -> Stat:
     return Stat(float(np.mean([s.value for s in stats])), int(sum(s.n for s in stats)))
 
 
+# ----------------------------------------------------------------------------- coverage
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which of a benchmark's published sections a run has. ``partial`` maps a present section to the
+    published subsets it lacks (RM-Bench safety without safety-response); names carry no prefix."""
+
+    unit: str
+    expected: tuple[str, ...]
+    present: tuple[str, ...]
+    partial: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(s for s in self.expected if s not in self.present)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.partial
+
+    def headline(self) -> str:
+        """``"3 of 4 domains (missing: math)"``; ``"4 of 4 domains"`` when complete."""
+        text = f"{len(self.present)} of {len(self.expected)} {self.unit}"
+        if self.missing:
+            text += f" (missing: {', '.join(self.missing)})"
+        for name, lacking in self.partial.items():
+            text += f"; {name} partial (missing: {', '.join(lacking)})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"complete": self.complete, "headline": self.headline(), "unit": self.unit,
+                "sections_present": list(self.present), "sections_expected": list(self.expected),
+                "sections_missing": list(self.missing), "sections_partial": {k: list(v) for k, v in self.partial.items()}}
+
+
+def coverage(bench: Any, keys: Sequence[str]) -> Coverage | None:
+    """The coverage of a summary with ``keys`` against ``bench.sections_expected`` (None if it has none)."""
+    expected: Mapping[str, tuple[str, ...]] = getattr(bench, "sections_expected", {}) or {}
+    if not expected:
+        return None
+    have = set(keys)
+    label = {k: k.partition("/")[2] or k for k in expected}
+    present = tuple(label[k] for k in expected if k in have)
+    partial = {label[k]: tuple(s.partition("/")[2] for s in subs if s not in have)
+               for k, subs in expected.items() if k in have and any(s not in have for s in subs)}
+    return Coverage(getattr(bench, "section_unit", "sections"), tuple(label.values()), present, partial)
+
+
+# ----------------------------------------------------------------------------- known dirt, kept
+
+
+def answer_dirt(correct: Sequence[str], incorrect: Sequence[str]) -> dict[str, int]:
+    """Counts (0/1) for one item: an empty/whitespace-only answer; a correct answer identical to an
+    incorrect one. Both are kept and scored by the benchmark's rule, as its reference code does."""
+    texts = [*correct, *incorrect]
+    return {"empty_answers": int(any(not t.strip() for t in texts)),
+            "identical_answers": int(any(c in incorrect for c in correct))}
+
+
+def add_counts(notes: dict[str, Any], counts: Mapping[str, int]) -> None:
+    """Add ``counts`` into ``notes``, keeping only non-zero entries."""
+    for key, value in counts.items():
+        if value:
+            notes[key] = notes.get(key, 0) + value
+
+
+NOTE_TEXT = {
+    "empty_answers": "{} item(s) with an empty/whitespace answer, kept and scored as the reference does",
+    "identical_answers": "{} item(s) whose correct answer is identical to an incorrect one, kept and scored as "
+                         "the reference does (the two tie)",
+    "empty_turns": "{} item(s) with an empty turn in the prompt, kept as the reference does",
+    "ties_rows_pooled": "{} Ties row(s) share their kind and int(id) with another row and are pooled with it "
+                        "into one prompt, as the reference does",
+    "subsets_outside_sections": "subsets outside the published sections (reported, counted in no section): {}",
+    "domains_outside_overall": "domains outside the published four (reported, counted in no overall): {}",
+    "domain_from_file_name": "rows without a 'domain' field took it from their file name: {}",
+    "ignored_files": "read total_dataset.json only; these files beside it were not read: {}",
+    "limited_to_first": "only the first {} items were evaluated (--limit)",
+    "incomplete": "incomplete: {}",
+}
+
+
+def describe_note(key: str, value: Any) -> str:
+    """One data note as a sentence for reports (``"2 item(s) with an empty/whitespace answer, ..."``)."""
+    if isinstance(value, Mapping):
+        value = ", ".join(f"{k} → {v}" for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        value = ", ".join(str(v) for v in value)
+    return NOTE_TEXT[key].format(value) if key in NOTE_TEXT else f"{key}: {value}"
+
+
 # ----------------------------------------------------------------------------- reading
 
 
@@ -172,7 +278,7 @@ def iter_source(source: str, *, split: str | None, default_split: str) -> Iterat
         yield from iter_records(source)
         return
     if source.count("/") != 1 or source.startswith((".", "/", "~")) or _FILE_SUFFIX.search(source):
-        raise FileNotFoundError(f"{source}: no such file or folder")
+        raise MissingInputError(f"{source}: no such file or folder")
     import datasets
 
     ds = datasets.load_dataset(source, split=split or default_split)
@@ -205,15 +311,12 @@ def text_field(record: Mapping[str, Any], key: str, loc: Location, *, allow_empt
 
 
 def text_list(record: Mapping[str, Any], key: str, loc: Location, *, min_len: int = 1) -> list[str]:
-    """``record[key]`` as a list of non-empty strings with at least ``min_len`` entries."""
+    """``record[key]`` as a list of at least ``min_len`` strings (empty ones kept: see :func:`answer_dirt`)."""
     value = record.get(key)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise DataError(loc, key, "expected a list of strings")
     if len(value) < min_len:
         raise DataError(loc, key, f"expected at least {min_len} response(s), got {len(value)}")
-    for i, v in enumerate(value):
-        if not v.strip():
-            raise DataError(loc, f"{key}[{i}]", "is empty")
     return list(value)
 
 

@@ -62,6 +62,8 @@ class PairsBenchmark:
     name = "pairs"
     description = "pairwise accuracy (ties wrong) on any preference file; per subset if a 'subset' column exists"
     default_split = "train"
+    section_unit = "subsets"
+    sections_expected: dict[str, tuple[str, ...]] = {}  # any subsets: nothing published to be missing
 
     def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult:
         items, n, errors = read_pairs(source, split=split, default_split=self.default_split)

@@ -1,6 +1,8 @@
 """``rewardbench``: RewardBench v1 (``allenai/reward-bench``, split ``filtered``), scored by its published rules.
 
 Rows: ``prompt, chosen, rejected, chosen_model, rejected_model, subset, id`` (one user turn, two replies).
+Every row the reference scores is kept: an empty chosen or rejected answer is scored like any other,
+and identical chosen and rejected answers tie (so the pair counts wrong); both are counted in the notes.
 
 Rules (``rewardbench/constants.py`` and ``calculate_scores_per_section`` of the reference code):
 - a pair is correct iff ``score(chosen) > score(rejected)``; an exact tie counts as wrong;
@@ -11,28 +13,35 @@ Rules (``rewardbench/constants.py`` and ``calculate_scores_per_section`` of the 
 
 Departures, all reported: numbers are fractions (the reference prints ×100 rounded to 2 places);
 a section with no subset present is left out (the reference prints 0) and the overall is then the
-mean of the sections present, flagged ``incomplete_sections`` in the notes; subsets outside the
-section map are reported per subset but count in no section.
+mean of the sections present, flagged incomplete (:func:`~rewardkit.eval.benchmarks.base.coverage`);
+subsets outside the section map are reported per subset but count in no section.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from rewardkit.data.formats import DataError, Location
 from rewardkit.eval.benchmarks.base import (
     Item,
     Outcomes,
     ReadResult,
     Stat,
+    add_counts,
+    answer_dirt,
     base_outcomes,
     beats_all,
     finish_read,
     group_means,
+    iter_source,
     mean_stat,
+    reply,
+    text_field,
+    user,
 )
-from rewardkit.eval.benchmarks.pairs import read_pairs
 
 # Subset -> weight in its section: the subset's size, as in reward-bench's EXAMPLE_COUNTS.
 SUBSET_WEIGHTS: dict[str, int] = {
@@ -87,23 +96,48 @@ def weighted_sections(subsets: dict[str, Stat]) -> dict[str, Stat]:
     return out
 
 
+def parse_row(record: Any, loc: Location, index: int) -> tuple[Item, dict[str, int]]:
+    """One reward-bench v1 row as a two-response item (response 0 is the chosen one) and its dirt.
+    ``prompt``, ``chosen``, ``rejected`` and ``subset`` must be strings; answers may be empty."""
+    if isinstance(record, DataError):
+        raise record
+    if not isinstance(record, Mapping):
+        raise DataError(loc, None, f"expected a JSON object, got {type(record).__name__}")
+    prompt = text_field(record, "prompt", loc, allow_empty=True)
+    chosen = text_field(record, "chosen", loc, allow_empty=True)
+    rejected = text_field(record, "rejected", loc, allow_empty=True)
+    subset = text_field(record, "subset", loc)
+    item = Item(str(record.get("id", index)), user(prompt), (reply(chosen), reply(rejected)), (True, False),
+                subset, True, meta={"format": "rewardbench"})
+    return item, answer_dirt([chosen], [rejected])
+
+
 class RewardBenchV1:
     """RewardBench v1: 23 subsets in 4 weighted sections; leaderboard = mean of the sections."""
 
     name = "rewardbench"
     description = "RewardBench v1: pairwise, ties wrong; weighted sections Chat / Chat Hard / Safety / Reasoning"
     default_split = "filtered"
+    section_unit = "sections"
+    sections_expected = {f"section/{s}": tuple(f"subset/{n}" for n in names) for s, names in SECTIONS.items()}
 
     def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult:
-        items, n, errors = read_pairs(source, split=split, default_split=self.default_split)
-        present = {it.subset for it in items}
-        notes: dict[str, object] = {}
-        unknown = sorted(present - set(SUBSET_WEIGHTS))
+        items: list[Item] = []
+        errors: list[DataError] = []
+        notes: dict[str, Any] = {}
+        n = 0
+        for loc, record in iter_source(source, split=split, default_split=self.default_split):
+            n += 1
+            try:
+                item, dirt = parse_row(record, loc, len(items))
+            except DataError as e:
+                errors.append(e)
+                continue
+            items.append(item)
+            add_counts(notes, dirt)
+        unknown = sorted({it.subset for it in items} - set(SUBSET_WEIGHTS))
         if unknown:
             notes["subsets_outside_sections"] = unknown
-        missing = [s for s, names in SECTIONS.items() if not present & set(names)]
-        if missing:
-            notes["incomplete_sections"] = missing
         return finish_read(source, items, n, errors, skip_invalid=skip_invalid, notes=notes)
 
     def outcomes(self, items: Sequence[Item], scores: Sequence[np.ndarray]) -> Outcomes:

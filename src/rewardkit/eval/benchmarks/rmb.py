@@ -11,8 +11,10 @@ first element after the set name; the rest is the scenario.
 Rules: a pair is correct iff ``chosen > reject`` (ties wrong); a best-of-N item is correct only if
 ``bon_best`` scores strictly above EVERY loser (RMB ships no BoN scoring code; this is the paper's rule).
 Sections = mean over items of Pairwise-Helpful, Pairwise-Harmless, BoN-Helpful, BoN-Harmless;
-overall = plain mean of the four. Known dirt is kept and counted in the notes: empty turns in
-``conversation_input`` and pairs whose two answers are identical (they tie, so they count wrong).
+overall = plain mean of the four. Known dirt is kept, scored as the reference scores it, and counted in
+the notes: empty turns in ``conversation_input``, answers that are empty or only whitespace (two real
+Harmlessness pairs: dropping them would rest a section on 6,085 items instead of the reference's 6,087),
+and items whose best answer is identical to a loser (they tie, so they count wrong).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.formats import ROLES, DataError, Location, Message
+from rewardkit.errors import MissingInputError
 from rewardkit.eval.benchmarks.base import (
     Item,
     Outcomes,
     ReadResult,
     Stat,
+    add_counts,
+    answer_dirt,
     base_outcomes,
     beats_all,
     finish_read,
@@ -47,10 +52,10 @@ def _files(source: Path) -> list[Path]:
     if source.is_file():
         return [source]
     if not source.is_dir():
-        raise FileNotFoundError(f"{source}: no such file or folder")
+        raise MissingInputError(f"{source}: no such file or folder")
     files = sorted(p for p in source.rglob("*.json") if p.is_file())
     if not files:
-        raise FileNotFoundError(f"{source}: no RMB .json files under it (expected Pairwise_set/ and BoN_set/)")
+        raise MissingInputError(f"{source}: no RMB .json files under it (expected Pairwise_set/ and BoN_set/)")
     return files
 
 
@@ -84,10 +89,9 @@ def _conversation(record: Mapping[str, Any], loc: Location) -> tuple[tuple[Messa
 
 
 def _answer(value: Any, loc: Location, name: str) -> str:
+    """The answer text; an empty or whitespace-only one is kept (the reference scores it)."""
     if not isinstance(value, Mapping) or not isinstance(value.get("answer"), str):
         raise DataError(loc, name, "expected an object with a string 'answer'")
-    if not value["answer"].strip():
-        raise DataError(loc, f"{name}.answer", "is empty")
     return value["answer"]
 
 
@@ -121,7 +125,7 @@ def parse_rmb(record: Any, loc: Location) -> tuple[Item, dict[str, int]]:
     subset = _category(record, loc, kind)
     labels = (True,) + (False,) * (len(answers) - 1)
     item = Item(f"{kind}:{uid}", prompt, tuple(reply(a) for a in answers), labels, subset, True)
-    return item, {"empty_turns": empty, "identical_answers": int(answers[0] in answers[1:])}
+    return item, {"empty_turns": int(empty > 0), **answer_dirt(answers[:1], answers[1:])}
 
 
 def section_of(subset: str) -> str:
@@ -136,11 +140,13 @@ class RMBBenchmark:
     name = "rmb"
     description = "RMB: pairwise + Best-of-N (best must beat every loser), helpful/harmless; mean of 4 sections"
     default_split = "train"
+    section_unit = "sections"
+    sections_expected = {f"section/{s}": () for s in SECTIONS}
 
     def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult:
         items: list[Item] = []
         errors: list[DataError] = []
-        notes = {"empty_turns": 0, "identical_answers": 0}
+        notes: dict[str, Any] = {}
         n = 0
         for loc, record in iter_rmb(source):
             n += 1
@@ -152,8 +158,7 @@ class RMBBenchmark:
                 errors.append(e)
                 continue
             items.append(item)
-            for k, v in dirt.items():
-                notes[k] += v
+            add_counts(notes, dirt)
         return finish_read(source, items, n, errors, skip_invalid=skip_invalid, notes=notes)
 
     def outcomes(self, items: Sequence[Item], scores: Sequence[np.ndarray]) -> Outcomes:
