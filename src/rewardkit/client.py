@@ -271,6 +271,16 @@ class RewardClient:
         return self._async
 
 
+def read_api_key(path: str) -> str:
+    """The API key stored in ``path`` (surrounding whitespace removed): keep keys in files, not on command
+    lines, where other users of the machine could read them."""
+    with open(path, encoding="utf-8") as f:
+        key = f.read().strip()
+    if not key:
+        raise ValueError(f"{path}: the API key file is empty")
+    return key
+
+
 def _base_url(url: str) -> str:
     """``http://host:port`` from a server URL, also from OpenRLHF-style ``.../get_reward`` URLs."""
     url = url.strip().rstrip("/")

@@ -17,7 +17,7 @@ import functools
 import os
 import weakref
 
-from rewardkit.client import DEFAULT_URL, RewardClient
+from rewardkit.client import DEFAULT_URL, RewardClient, read_api_key
 
 _ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[object, ...], RewardClient]] = (
     weakref.WeakKeyDictionary())
@@ -30,8 +30,6 @@ def server_config(url: str | None = None, api_key: str | None = None) -> tuple[s
     if api_key is None:
         path = os.environ.get("REWARDKIT_API_KEY_FILE")
         if path:
-            from rewardkit.serve.settings import read_api_key
-
             api_key = read_api_key(path)
         else:
             api_key = os.environ.get("REWARDKIT_API_KEY") or None

@@ -9,9 +9,10 @@ then submits them and awaits one future. One worker task takes items in arrival 
 - the oldest item in it has waited ``max_wait_s`` (more items may arrive meanwhile),
 
 runs ``score_fn`` on that batch in a dedicated single model thread, and hands each result back to its
-request; a request's future resolves when all its items are scored. A request that was cancelled
-(timeout, client gone) has its remaining items skipped. :meth:`drain` refuses new requests, finishes
-every admitted one, then stops the worker.
+request; a request's future resolves when all its items are scored. A request that is cancelled
+(timeout, client gone) has its queued items dropped at once; a batch already in the model finishes and
+its results for that request are discarded. :meth:`drain` refuses new requests, finishes every admitted
+one, then stops the worker; :meth:`abort` fails whatever is left (a drain past its deadline).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ I = TypeVar("I")  # noqa: E741 -- an item
 R = TypeVar("R")  # its result
 
 log = logging.getLogger("rewardkit.serve")
+DEADLINE_PASSED = ("server is shutting down and its drain timeout passed before this request was answered; send it to "
+                   "another replica or retry later")
 
 
 class QueueFullError(Exception):
@@ -42,10 +45,12 @@ class QueueFullError(Exception):
 
 
 class ShuttingDownError(Exception):
-    """The server is draining for shutdown and takes no new requests."""
+    """The server is draining for shutdown and takes no new requests (or, past its drain deadline, cannot
+    finish an admitted one)."""
 
-    def __init__(self) -> None:
-        super().__init__("server is shutting down; send the request to another replica or retry later")
+    def __init__(self, message: str = "server is shutting down; send the request to another replica or retry "
+                                      "later") -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class DynamicBatcher(Generic[I, R]):
         self._inflight: list[_Entry[I]] = []  # the batch in the model now
         self._pending = 0  # items admitted (preparing, queued or in the model) and not yet answered
         self._closing = False
+        self._aborted = False  # past the drain deadline: admitted requests fail instead of being scored
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -123,7 +129,7 @@ class DynamicBatcher(Generic[I, R]):
         starts afresh (an app whose lifespan runs again)."""
         if self._task is not None and not self._task.done():
             return
-        self._closing = False
+        self._closing = self._aborted = False
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardkit-model")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="rewardkit-batcher")
@@ -141,15 +147,26 @@ class DynamicBatcher(Generic[I, R]):
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
             except asyncio.TimeoutError:
-                log.error("drain timed out after %s s with %d items pending; failing them", timeout_s, self._pending)
-                stuck = [*self._inflight, *self._queue]
+                self.abort()
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
-                self._queue.clear()
-                self._fail(stuck, ShuttingDownError())
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+
+    def abort(self) -> None:
+        """Fail every admitted request now with :class:`ShuttingDownError`: queued and in-model items (the
+        batch in the model runs on, its results dropped), and requests still being prepared when they
+        submit. Idempotent."""
+        self.begin_shutdown()
+        if self._aborted:
+            return
+        self._aborted = True
+        stuck = [*self._inflight, *self._queue]
+        if self._pending:
+            log.error("drain deadline passed with %d items pending; failing their requests", self._pending)
+        self._queue.clear()
+        self._fail(stuck, ShuttingDownError(DEADLINE_PASSED))
 
     # ------------------------------------------------------------------ requests
 
@@ -168,7 +185,10 @@ class DynamicBatcher(Generic[I, R]):
             self._wake()
 
     async def submit(self, items: Sequence[I]) -> list[R]:
-        """Queue ``items`` (inside :meth:`slots`) and return their results in order."""
+        """Queue ``items`` (inside :meth:`slots`) and return their results in order. Cancelling the caller
+        drops its queued items before they reach the model."""
+        if self._aborted:
+            raise ShuttingDownError(DEADLINE_PASSED)
         if self._task is None or self._task.done():
             raise ShuttingDownError()
         if not items:
@@ -177,7 +197,11 @@ class DynamicBatcher(Generic[I, R]):
         request: _Request[R] = _Request(loop.create_future(), [None] * len(items), len(items))
         self._queue.extend(_Entry(request, i, item, self.cost(item)) for i, item in enumerate(items))
         self._wake()
-        return await request.future  # cancelling the caller cancels the future: its items are skipped
+        try:
+            return await request.future
+        except asyncio.CancelledError:  # timed out or the client is gone: nobody wants these results
+            self._queue = deque(e for e in self._queue if e.request is not request)
+            raise
 
     # ------------------------------------------------------------------ worker
 
@@ -229,6 +253,12 @@ class DynamicBatcher(Generic[I, R]):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
 
     async def _execute(self, batch: list[_Entry[I]]) -> None:
+        batch = [e for e in batch if not e.request.future.done()]  # cancelled while the batch filled up
+        if self._aborted:  # taken from the queue just before the abort
+            self._fail(batch, ShuttingDownError(DEADLINE_PASSED))
+            return
+        if not batch:
+            return
         loop = asyncio.get_running_loop()
         waited = time.monotonic() - batch[0].enqueued
         t0 = time.perf_counter()

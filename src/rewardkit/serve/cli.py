@@ -1,4 +1,5 @@
-"""``rewardkit serve``: the reward server on the command line (plugged into :mod:`rewardkit.cli`)."""
+"""``rewardkit serve``: the reward server on the command line (plugged into :mod:`rewardkit.cli`, which
+imports this module; this module never imports the CLI, which sits in the same top layer)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ def _default(name: str) -> Any:
 
 
 def add_commands(sub: Any) -> None:
-    from rewardkit.cli import _command
-
-    p = _command(sub, "serve", "serve a reward model over HTTP with dynamic batching: rewardkit's /v1/score, "
-                 "OpenRLHF's /get_reward, /health, /v1/models and Prometheus /metrics", _run_serve)
+    """Add ``serve`` to the ``rewardkit`` subcommands ``sub`` (an argparse subparsers action)."""
+    about = ("serve a reward model over HTTP with dynamic batching: rewardkit's /v1/score, OpenRLHF's /get_reward, "
+             "/health, /v1/models and Prometheus /metrics")
+    p = sub.add_parser("serve", help=about, description=about, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.set_defaults(handler=_run_serve)
     p.add_argument("--model", required=True, help="scorer: a reward model folder (rewardkit or any HF "
                    "sequence-classification RM), 'rm:PATH', or 'length' (a dummy for tests)")
     p.add_argument("--host", default=_default("host"), help=_help("host"))
@@ -39,6 +41,8 @@ def add_commands(sub: Any) -> None:
                    help="largest request body in MiB (413 beyond)")
     p.add_argument("--request-timeout", dest="request_timeout_s", type=float, default=_default("request_timeout_s"),
                    help=_help("request_timeout_s"))
+    p.add_argument("--body-timeout", dest="body_timeout_s", type=float, default=_default("body_timeout_s"),
+                   help=_help("body_timeout_s"))
     p.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, default=_default("drain_timeout_s"),
                    help=_help("drain_timeout_s"))
     p.add_argument("--api-key-file", help="file holding the bearer key clients must send (one line); without it "
@@ -58,6 +62,7 @@ def add_commands(sub: Any) -> None:
 
 def _run_serve(args: argparse.Namespace) -> int:
     from rewardkit.scoring import load_scorer
+    from rewardkit.serve.engine import check_finite_rewards
     from rewardkit.serve.server import serve
     from rewardkit.serve.settings import read_api_key
 
@@ -65,7 +70,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size,
         max_wait_ms=args.max_wait_ms, max_padding=args.max_padding, max_queue_items=args.max_queue_items,
         max_items_per_request=args.max_items_per_request, max_body_bytes=int(args.max_body_mb * 2**20),
-        request_timeout_s=args.request_timeout_s, drain_timeout_s=args.drain_timeout_s,
+        request_timeout_s=args.request_timeout_s, body_timeout_s=args.body_timeout_s,
+        drain_timeout_s=args.drain_timeout_s,
         openrlhf_scores=args.openrlhf_scores, prep_threads=args.prep_threads,
         api_key=read_api_key(args.api_key_file) if args.api_key_file else None)
     if args.torch_threads is not None:
@@ -73,6 +79,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.torch_threads)
     scorer = load_scorer(args.model, max_tokens=args.max_batch_tokens, max_length=args.max_length, device=args.device)
+    check_finite_rewards(scorer)  # a model that answers NaN is refused now, not on every request
     auth = "bearer key required" if settings.api_key else "no authentication"
     print(f"serving {scorer.name} on http://{settings.host}:{settings.port} ({auth}; batches of up to "
           f"{settings.max_batch_size} items / {settings.max_batch_tokens} tokens, {settings.max_wait_ms:g} ms wait)",

@@ -4,20 +4,26 @@ Scorers with an encoder (:class:`~rewardkit.scoring.EncodingScorer`, e.g. ``rm``
 request arrives, so the batcher knows each item's length; the model thread then only runs forwards.
 Other scorers (``length``) keep their messages and are charged a character-based estimate of tokens.
 
-A scorer's output may carry, besides ``rewards`` and ``truncated``, ``objectives`` (a mapping from
-objective name to an (N,) array) and ``uncertainty`` ((N,) array); the server reports them per item.
+A scorer returns a :class:`~rewardkit.types.ScoreOutput`; besides ``rewards`` and ``truncated`` it may
+carry named ``objectives`` (N, K) and ``uncertainty`` (N,), which the server reports per item. JSON has
+no NaN or infinity: an item whose values are not all finite gets an ``error`` instead (see
+:attr:`ItemResult.error`), and :func:`check_finite_rewards` refuses a model that gives a probe input a
+non-finite reward before the server starts.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rewardkit.data.chat import Encoded
 from rewardkit.data.formats import Message
+from rewardkit.errors import UnsupportedError
 from rewardkit.scoring import Scorer
 from rewardkit.serve.protocols import SplitQuery, assistant_marker, encode_templated
+from rewardkit.types import ScoreOutput
 
 CHARS_PER_TOKEN = 4  # the estimate for scorers without a tokenizer
 DEFAULT_MAX_PADDING = 0.25
@@ -56,6 +62,18 @@ class ItemResult:
     tokens: int
     objectives: dict[str, float] | None = None
     uncertainty: float | None = None
+
+    @property
+    def error(self) -> str | None:
+        """Why this item has no answer -- the model gave it a NaN or infinite value, which JSON cannot
+        carry and no trainer should use -- or None when every value is finite."""
+        values = [("reward", self.reward), *((f"objective {k!r}", v) for k, v in (self.objectives or {}).items())]
+        if self.uncertainty is not None:
+            values.append(("uncertainty", self.uncertainty))
+        for what, value in values:
+            if not math.isfinite(value):
+                return f"the model produced a non-finite {what} ({value}) for this item"
+        return None
 
 
 class ScoringEngine:
@@ -119,7 +137,7 @@ class ScoringEngine:
                 results[i] = _result(out, j, items[i])
         return results  # type: ignore[return-value]
 
-    def _forward(self, items: Sequence[PreparedItem]) -> Any:
+    def _forward(self, items: Sequence[PreparedItem]) -> ScoreOutput:
         if self.encodes:
             return self.scorer.score_batch_encoded([it.encoded for it in items])  # type: ignore[attr-defined]
         return self.scorer.score([it.prompt for it in items], [it.response for it in items],
@@ -156,13 +174,25 @@ def length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]
     return groups
 
 
-def _result(out: Any, j: int, item: PreparedItem) -> ItemResult:
+def _result(out: ScoreOutput, j: int, item: PreparedItem) -> ItemResult:
     """Item ``j`` of a scorer output (with its objectives and uncertainty when the output has them)."""
-    objectives = getattr(out, "objectives", None)
-    uncertainty = getattr(out, "uncertainty", None)
     return ItemResult(float(out.rewards[j]), bool(out.truncated[j]) or item.truncated, item.tokens,
-                      {k: float(v[j]) for k, v in objectives.items()} if objectives else None,
-                      float(uncertainty[j]) if uncertainty is not None else None)
+                      out.objectives_of(j), float(out.uncertainty[j]) if out.uncertainty is not None else None)
+
+
+PROBE: tuple[tuple[Message, ...], tuple[Message, ...], bool] = (
+    ({"role": "user", "content": "What is 2 + 2?"},), ({"role": "assistant", "content": "4."},), True)
+
+
+def check_finite_rewards(scorer: Scorer) -> None:
+    """Score one probe conversation; raise :class:`~rewardkit.errors.UnsupportedError` when its reward is
+    NaN or infinite (broken weights, an overflowing dtype): such a model would answer every request with
+    errors, so the server refuses it at start instead."""
+    prompt, response, conversational = PROBE
+    reward = float(scorer.score([prompt], [response], conversational).rewards[0])
+    if not math.isfinite(reward):
+        raise UnsupportedError(f"model {scorer.name!r} gives a probe conversation a non-finite reward ({reward}): "
+                               "its weights or dtype are broken; refusing to serve it")
 
 
 def _length(index: int, encoded: Encoded) -> int:

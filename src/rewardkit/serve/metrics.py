@@ -1,12 +1,15 @@
-"""Prometheus metrics of the reward server, in the text exposition format (version 0.0.4).
+"""Prometheus metrics of the reward server, kept by ``prometheus_client`` in one registry per app.
 
-A small self-contained implementation (counters, gauges read at scrape time, histograms with labels):
-the server updates them from its event loop only, so no locks are needed.
+Each app owns its own :class:`prometheus_client.CollectorRegistry` (not the process-wide default), so
+several apps in one process -- tests, a benchmark driving two servers -- never share or collide on
+series. ``GET /metrics`` serves it in prometheus_client's text exposition format.
 
 Exposed (all prefixed ``rewardkit_``):
-  requests_total{endpoint,status}          answered requests
+  requests_total{endpoint,status}          answered requests; status 499 = the client closed the
+                                           connection before its answer (nginx's "client closed request")
   items_total{endpoint}                    items scored (a pair counts 2)
   truncated_items_total{endpoint}          items the truncation policy cut
+  non_finite_items_total{endpoint}         items the model gave a NaN or infinite value (answered as errors)
   rejected_total{reason}                   requests refused: queue_full, shutting_down, timeout
   batches_total                            batches scored
   batch_size                               histogram: items per batch (scored together)
@@ -18,110 +21,78 @@ Exposed (all prefixed ``rewardkit_``):
   pending_items                            gauge: items admitted and not yet answered
   inflight_requests                        gauge: requests being handled
   draining                                 gauge: 1 once shutdown began
+
+prometheus_client also exports a ``*_created`` timestamp beside each counter and histogram series.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+CLIENT_CLOSED = 499  # nginx's status for a request whose client went away before the answer
+REJECT_REASONS = ("queue_full", "shutting_down", "timeout")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 TOKEN_BUCKETS = (64, 256, 1024, 4096, 16_384, 65_536, 262_144)
-Labels = tuple[tuple[str, str], ...]
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels: Labels, extra: Labels = ()) -> str:
-    pairs = (*labels, *extra)
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}" if pairs else ""
-
-
-def _num(x: float) -> str:
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    return repr(float(x)) if not float(x).is_integer() else str(int(x))
-
-
-@dataclass
-class Counter:
-    name: str
-    help: str
-    values: dict[Labels, float] = field(default_factory=dict)
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        self.values[key] = self.values.get(key, 0.0) + amount
-
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
-        return lines + [f"{self.name}{_labels(k)} {_num(v)}" for k, v in sorted(self.values.items())]
-
-
-@dataclass
-class Gauge:
-    name: str
-    help: str
-    read: Callable[[], float]
-
-    def render(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", f"{self.name} {_num(self.read())}"]
-
-
-@dataclass
-class Histogram:
-    name: str
-    help: str
-    buckets: Sequence[float]
-    series: dict[Labels, tuple[list[int], list[float]]] = field(default_factory=dict)  # counts, [sum]
-
-    def observe(self, value: float, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        counts, total = self.series.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                counts[i] += 1
-        counts[-1] += 1  # +Inf
-        total[0] += value
-
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
-        for key, (counts, total) in sorted(self.series.items()):
-            for bound, n in zip((*self.buckets, math.inf), counts, strict=True):
-                lines.append(f"{self.name}_bucket{_labels(key, (('le', _num(bound)),))} {n}")
-            lines.append(f"{self.name}_sum{_labels(key)} {_num(total[0])}")
-            lines.append(f"{self.name}_count{_labels(key)} {counts[-1]}")
-        return lines
 
 
 class ServerMetrics:
-    """Every metric of one server; gauges read live values through callables set by the app."""
+    """Every metric of one server, in its own registry; gauges read live values at scrape time
+    (:meth:`watch`). prometheus_client is thread-safe, so any thread may update them."""
 
     def __init__(self) -> None:
-        p = "rewardkit_"
-        self.requests = Counter(p + "requests_total", "Requests answered, by endpoint and HTTP status.")
-        self.items = Counter(p + "items_total", "Items scored (a pair counts 2), by endpoint.")
-        self.truncated = Counter(p + "truncated_items_total", "Items cut by the truncation policy, by endpoint.")
-        self.rejected = Counter(p + "rejected_total", "Requests refused: queue_full, shutting_down, timeout.")
-        self.batches = Counter(p + "batches_total", "Batches scored.")
-        self.batch_size = Histogram(p + "batch_size", "Items per batch (scored together).", SIZE_BUCKETS)
-        self.batch_tokens = Histogram(p + "batch_tokens", "Tokens (unpadded) per batch.", TOKEN_BUCKETS)
-        self.batch_seconds = Histogram(p + "batch_model_seconds", "Seconds in the model per batch.", LATENCY_BUCKETS)
+        self.registry = CollectorRegistry()
+        p, r = "rewardkit_", self.registry
+        self.requests = Counter(p + "requests_total", "Requests answered, by endpoint and HTTP status (499: the "
+                                "client closed the connection first).", ["endpoint", "status"], registry=r)
+        self.items = Counter(p + "items_total", "Items scored (a pair counts 2), by endpoint.", ["endpoint"],
+                             registry=r)
+        self.truncated = Counter(p + "truncated_items_total", "Items cut by the truncation policy, by endpoint.",
+                                 ["endpoint"], registry=r)
+        self.non_finite = Counter(p + "non_finite_items_total", "Items the model gave a NaN or infinite value "
+                                  "(answered as errors), by endpoint.", ["endpoint"], registry=r)
+        self.rejected = Counter(p + "rejected_total", "Requests refused: queue_full, shutting_down, timeout.",
+                                ["reason"], registry=r)
+        for reason in REJECT_REASONS:  # every series exists from the start (rate() needs a first sample)
+            self.rejected.labels(reason=reason)
+        self.batches = Counter(p + "batches_total", "Batches scored.", registry=r)
+        self.batch_size = Histogram(p + "batch_size", "Items per batch (scored together).", buckets=SIZE_BUCKETS,
+                                    registry=r)
+        self.batch_tokens = Histogram(p + "batch_tokens", "Tokens (unpadded) per batch.", buckets=TOKEN_BUCKETS,
+                                      registry=r)
+        self.batch_seconds = Histogram(p + "batch_model_seconds", "Seconds in the model per batch.",
+                                       buckets=LATENCY_BUCKETS, registry=r)
         self.batch_wait = Histogram(p + "batch_queue_wait_seconds", "Queue wait of each batch's oldest item.",
-                                    LATENCY_BUCKETS)
-        self.latency = Histogram(p + "request_latency_seconds", "Request latency, arrival to answer.",
-                                 LATENCY_BUCKETS)
-        self.inflight = 0
-        # live values, read at scrape time (the app points them at its batcher)
-        self.queue_depth = Gauge(p + "queue_depth", "Items waiting for the model.", lambda: 0)
-        self.pending = Gauge(p + "pending_items", "Items admitted and not yet answered.", lambda: 0)
-        self.inflight_gauge = Gauge(p + "inflight_requests", "Requests being handled.", lambda: self.inflight)
-        self.draining = Gauge(p + "draining", "1 once shutdown began (new requests get 503).", lambda: 0)
+                                    buckets=LATENCY_BUCKETS, registry=r)
+        self.latency = Histogram(p + "request_latency_seconds", "Request latency, arrival to answer.", ["endpoint"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.inflight = Gauge(p + "inflight_requests", "Requests being handled.", registry=r)
+        self.queue_depth = Gauge(p + "queue_depth", "Items waiting for the model.", registry=r)
+        self.pending = Gauge(p + "pending_items", "Items admitted and not yet answered.", registry=r)
+        self.draining = Gauge(p + "draining", "1 once shutdown began (new requests get 503).", registry=r)
+
+    def watch(self, *, queue_depth: Callable[[], float], pending: Callable[[], float],
+              draining: Callable[[], float]) -> None:
+        """Read these gauges from live values at each scrape."""
+        self.queue_depth.set_function(queue_depth)
+        self.pending.set_function(pending)
+        self.draining.set_function(draining)
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        self.requests.labels(endpoint=endpoint, status=str(status)).inc()
+        self.latency.labels(endpoint=endpoint).observe(seconds)
+
+    def observe_scored(self, endpoint: str, *, items: int, truncated: int, non_finite: int) -> None:
+        self.items.labels(endpoint=endpoint).inc(items)
+        self.truncated.labels(endpoint=endpoint).inc(truncated)
+        if non_finite:
+            self.non_finite.labels(endpoint=endpoint).inc(non_finite)
+
+    def observe_rejected(self, reason: str) -> None:
+        self.rejected.labels(reason=reason).inc()
 
     def observe_batch(self, size: int, tokens: int, model_s: float, wait_s: float) -> None:
         self.batches.inc()
@@ -130,8 +101,10 @@ class ServerMetrics:
         self.batch_seconds.observe(model_s)
         self.batch_wait.observe(wait_s)
 
-    def render(self) -> str:
-        parts = [self.requests, self.items, self.truncated, self.rejected, self.batches, self.batch_size,
-                 self.batch_tokens, self.batch_seconds, self.batch_wait, self.latency, self.queue_depth,
-                 self.pending, self.inflight_gauge, self.draining]
-        return "\n".join(line for m in parts for line in m.render()) + "\n"
+    def value(self, name: str, **labels: str) -> float:
+        """The current value of one sample (0 when the series does not exist yet)."""
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def render(self) -> bytes:
+        """The registry in the text exposition format (:data:`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)

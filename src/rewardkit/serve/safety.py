@@ -1,13 +1,18 @@
-"""What keeps the server safe under bad input: a body-size limit, bearer-key authentication, JSON errors.
+"""What keeps the server safe under bad input and bad clients: body limits, bearer-key authentication,
+JSON errors, and no work for clients that are gone.
 
 Every error is a JSON object ``{"error": "<what is wrong>", "detail": [...]}``: malformed JSON is 400,
 a body of the wrong shape 422 (``detail`` lists each problem with its location), a body not sent as
 JSON 415, an over-large body 413 (checked against ``Content-Length`` and again while the body streams
-in, so chunked uploads cannot slip past), a missing or wrong key 401. Bad input never produces a 5xx.
+in, so chunked uploads cannot slip past), a body that does not arrive in time 408, a missing or wrong
+key 401. Bad input never produces a 5xx. A request whose client disconnects is cancelled (and counted
+as 499); one the server itself cancels at shutdown is answered 503, never uvicorn's plain-text 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -21,7 +26,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rewardkit.serve.metrics import ServerMetrics
+from rewardkit.serve.metrics import CLIENT_CLOSED, ServerMetrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,6 +35,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("rewardkit.serve")
+CLOSE = (("connection", "close"),)
 bearer_scheme = HTTPBearer(auto_error=False, description="the key in the server's --api-key-file")
 
 
@@ -45,12 +51,19 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers: Ite
     await send({"type": "http.response.body", "body": payload})
 
 
-class BodyLimitMiddleware:
-    """Reject request bodies over ``max_bytes`` with 413, by ``Content-Length`` and by counting the stream;
-    the (bounded) body is then replayed to the app."""
+class BodyMiddleware:
+    """Read a request's whole body before the app sees it, then run the app until the client goes away.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    - an invalid ``Content-Length`` is 400; a body over ``max_bytes`` is 413, by ``Content-Length`` and by
+      counting the stream (chunked uploads cannot slip past);
+    - a body that has not fully arrived ``timeout_s`` after the headers is 408 and the connection is
+      closed (a slow or stalled upload must not hold a connection);
+    - the (bounded) body is replayed to the app, which is cancelled if the client disconnects before any
+      answer started: a request nobody waits for stops there, and its queued items are never scored.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -59,41 +72,86 @@ class BodyLimitMiddleware:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and not declared.strip().isdigit():
             await _send_json(send, 400, error_body(f"invalid Content-Length header {declared.decode('latin-1')!r}"),
-                             [("connection", "close")])
+                             CLOSE)
             return
         if declared is not None and int(declared) > self.max_bytes:
             await self._too_large(send, declared.decode("latin-1"))
             return
+        body = await self._read(receive, send)
+        if body is not None:
+            await _until_disconnect(self.app, scope, body, receive, send)
+
+    async def _read(self, receive: Receive, send: Send) -> bytes | None:
+        """The body, or None when it was answered (408, 413) or the client went away."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         body = bytearray()
         more = True
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                await _send_json(send, 408, error_body(
+                    f"request body not received within {self.timeout_s:g} s ({len(body)} bytes arrived); send the "
+                    "whole body at once, or raise the server's --body-timeout"), CLOSE)
+                return None
             if message["type"] == "http.disconnect":
-                return
+                return None
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
                 await self._too_large(send, f"more than {len(body)}")
-                return
+                return None
             more = message.get("more_body", False)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        return bytes(body)
 
     async def _too_large(self, send: Send, size: str) -> None:
         limit = self.max_bytes
         await _send_json(send, 413, error_body(f"request body too large ({size} bytes); the limit is {limit} bytes: "
-                                               "split the batch into smaller requests"), [("connection", "close")])
+                                               "split the batch into smaller requests"), CLOSE)
+
+
+async def _until_disconnect(app: ASGIApp, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+    """Run ``app`` with ``body`` replayed; cancel it when the client disconnects before an answer started."""
+    gone = asyncio.Event()
+    started = False
+    replayed = False
+
+    async def app_receive() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def app_send(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass  # the body is read: nothing else but the disconnect (or the end of the response) comes
+        gone.set()
+
+    task = asyncio.ensure_future(app(scope, app_receive, app_send))
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done() and not started:  # the client left before its answer: stop the work
+            task.cancel()
+        await asyncio.wait({task})
+    finally:
+        for t in (task, watcher):
+            t.cancel()
+        await asyncio.wait({task, watcher})  # never leave a child running (we may be cancelled ourselves)
+    if not task.cancelled():
+        task.result()  # the app's own exception, if any, goes on to the error handlers
 
 
 class MetricsMiddleware:
-    """Count requests by endpoint and status, time them, and track how many are in flight."""
+    """Count requests by endpoint and status, time them, and track how many are in flight. A request whose
+    client disconnected before any answer is counted as 499 (nginx's "client closed request"), not 500."""
 
     def __init__(self, app: ASGIApp, metrics: ServerMetrics, endpoints: frozenset[str]) -> None:
         self.app, self.metrics, self.endpoints = app, metrics, endpoints
@@ -103,8 +161,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         endpoint = scope["path"] if scope["path"] in self.endpoints else "other"
-        status = 500
+        status: int | None = None
+        gone = False
         t0 = time.perf_counter()
+
+        async def watching_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -112,13 +177,42 @@ class MetricsMiddleware:
                 status = int(message["status"])
             await send(message)
 
-        self.metrics.inflight += 1
+        self.metrics.inflight.inc()
         try:
-            await self.app(scope, receive, recording_send)
+            await self.app(scope, watching_receive, recording_send)
         finally:
-            self.metrics.inflight -= 1
-            self.metrics.requests.inc(endpoint=endpoint, status=str(status))
-            self.metrics.latency.observe(time.perf_counter() - t0, endpoint=endpoint)
+            self.metrics.inflight.dec()
+            answered = status if status is not None else CLIENT_CLOSED if gone else 500
+            self.metrics.observe_request(endpoint, answered, time.perf_counter() - t0)
+
+
+class CancelledAnswerMiddleware:
+    """Answer JSON 503 when the server cancels a request it has not answered yet: uvicorn does so to the
+    requests still open past its graceful-shutdown timeout, and would answer them a plain-text 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            if not started:
+                with contextlib.suppress(Exception):  # the connection may be gone already
+                    await _send_json(send, 503, error_body(
+                        "server stopped before this request was answered (shutting down); send it to another "
+                        "replica or retry later"), [*CLOSE, ("retry-after", "5")])
+            raise
 
 
 def bearer_auth(api_key: str | None) -> Callable[..., Awaitable[None]]:

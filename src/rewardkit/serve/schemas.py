@@ -138,16 +138,21 @@ class ScoreRequest(_Strict):
 
 
 class ItemScore(BaseModel):
-    reward: float
+    """One item's reward; an item the model gave a NaN or infinite value carries ``error`` instead."""
+
+    reward: float | None = Field(None, description="the reward (absent when 'error' says why there is none)")
     truncated: bool = Field(description="whether the truncation policy cut this input")
     objectives: dict[str, float] | None = Field(None, description="per-objective rewards (multi-objective models)")
     uncertainty: float | None = Field(None, description="the model's uncertainty about the reward, when it has one")
+    error: str | None = Field(None, description="why this item has no reward (e.g. the model produced a "
+                                                "non-finite value); the other items are still answered")
 
 
 class PairScore(BaseModel):
     chosen: ItemScore
     rejected: ItemScore
-    margin: float = Field(description="chosen reward - rejected reward")
+    margin: float | None = Field(None, description="chosen reward - rejected reward (absent when either has an "
+                                                   "error)")
 
 
 class Usage(BaseModel):
@@ -162,12 +167,29 @@ class ScoreResponse(BaseModel):
     usage: Usage
 
 
+def _ignored(sender: str) -> Any:
+    return Field(None, description=f"accepted and ignored (a reward model scores the text); sent by {sender}")
+
+
 class OpenRLHFRequest(_Strict):
-    """OpenRLHF's remote reward request: ``query[i]`` is the decoded prompt + response."""
+    """OpenRLHF's remote reward request: ``query[i]`` is the decoded prompt + response.
+
+    Keys that OpenRLHF versions and forks are known to add are accepted and ignored; any other key is
+    still refused (422), as on ``/v1/score``, so a typo does not pass silently.
+    """
 
     query: list[str] = Field(description="decoded prompt + response texts")
     prompts: list[str | None] | None = Field(None, description="the prompt of each query (used to split it)")
     labels: list[Any] | None = Field(None, description="ground-truth labels (accepted; a reward model ignores them)")
+    # Keys sent by OpenRLHF forks, for rule-based reward servers; a reward model scores the text and needs none.
+    # Where a key was checked in public code, the fork is named; the first two were reported by users (issue 9).
+    datasources: Any = _ignored("OpenRLHF forks that route rewards by data source (reported in issue 9)")
+    query_token_ids: Any = _ignored("OpenRLHF forks that also send the token ids of each query (reported in "
+                                    "issue 9)")
+    metas: Any = _ignored("EIT-EAST-Lab/C3, an OpenRLHF derivative (per-query metadata; it retries without it)")
+    metadata: Any = _ignored("KartKart123/OpenRLHF (per-query metadata)")
+    stop_reason: Any = _ignored("yyht/openrlhf_async_pipline (vLLM stop reasons)")
+    finish_reason: Any = _ignored("yyht/openrlhf_async_pipline (vLLM finish reasons)")
 
     @model_validator(mode="after")
     def _same_lengths(self) -> OpenRLHFRequest:

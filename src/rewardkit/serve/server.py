@@ -2,7 +2,9 @@
 
 uvicorn already stops accepting connections and waits for open requests on SIGTERM; the app is told
 first (so requests arriving on kept-alive connections get 503 instead of being queued), and the signal
-is not re-raised afterwards, so an orchestrator sees a clean exit after a complete drain.
+is not re-raised afterwards, so an orchestrator sees a clean exit after a complete drain. The app answers
+503 to what is still unanswered ``drain_timeout_s`` after SIGTERM; uvicorn's own graceful-shutdown
+timeout is set a little later, so it has nothing left to cancel (it would answer a plain-text 500).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rewardkit.serve.app import create_app
 from rewardkit.serve.settings import ServeSettings
 
 log = logging.getLogger("rewardkit.serve")
+SHUTDOWN_GRACE_S = 5  # after the app's drain deadline, time for its 503s to go out before uvicorn cancels
 
 
 class GracefulServer(uvicorn.Server):
@@ -44,7 +47,7 @@ def build_server(scorer: Scorer, settings: ServeSettings, *, log_level: str = "i
     app = create_app(scorer, settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
                             access_log=access_log, lifespan="on",
-                            timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s) or None)
+                            timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s) + SHUTDOWN_GRACE_S)
     return GracefulServer(config, app.state.service.begin_shutdown)
 
 

@@ -1,8 +1,10 @@
 """The scoring path of one request: admit (or refuse), tokenize off the event loop, batch, answer.
 
 Refusals are HTTP errors with JSON bodies: 413 for more items than a request may carry, 503 with
-``Retry-After`` when the queue is full or the server is draining, 504 when the request outlives
-``request_timeout_s``, 422 when the model cannot encode an item.
+``Retry-After`` when the queue is full or the server is draining (also for admitted requests still
+unanswered ``drain_timeout_s`` after shutdown began), 504 when the request outlives
+``request_timeout_s``, 422 when the model cannot encode an item. A request whose caller is cancelled
+(the client disconnected) has its queued items dropped before they reach the model.
 """
 
 from __future__ import annotations
@@ -34,27 +36,56 @@ class ScoringService:
             max_batch_size=settings.max_batch_size, max_wait_s=settings.max_wait_ms / 1000,
             max_queue_items=settings.max_queue_items, on_batch=self._observe)
         self._prep: ThreadPoolExecutor | None = None
-        metrics.queue_depth.read = lambda: self.batcher.queue_depth
-        metrics.pending.read = lambda: self.batcher.pending_items
-        metrics.draining.read = lambda: float(self.draining)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_deadline: float | None = None  # loop time past which admitted requests are answered 503
+        self._drain_timer: asyncio.TimerHandle | None = None
+        metrics.watch(queue_depth=lambda: self.batcher.queue_depth, pending=lambda: self.batcher.pending_items,
+                      draining=lambda: float(self.draining))
 
     @property
     def draining(self) -> bool:
         return self.batcher.closing
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._drain_deadline = None
         self._prep = ThreadPoolExecutor(self.settings.prep_threads, thread_name_prefix="rewardkit-tokenize")
         self.batcher.start()
 
     def begin_shutdown(self) -> None:
-        """From now on new scoring requests get 503; admitted ones finish (SIGTERM calls this)."""
-        if not self.batcher.closing:
+        """From now on new scoring requests get 503; admitted ones finish, and those still unanswered
+        ``drain_timeout_s`` later are answered 503 (before uvicorn's own shutdown timeout cancels them
+        with a plain-text 500). Safe to call from any thread (SIGTERM's handler calls it)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self.batcher.begin_shutdown()
+            return
+        try:
+            in_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            in_loop = False
+        if in_loop:
+            self._begin_shutdown()
+        else:
+            loop.call_soon_threadsafe(self._begin_shutdown)
+
+    def _begin_shutdown(self) -> None:
+        assert self._loop is not None
+        if self._drain_deadline is None:
             log.info("shutdown: refusing new requests, finishing %d pending items", self.batcher.pending_items)
+            self._drain_deadline = self._loop.time() + self.settings.drain_timeout_s
+            self._drain_timer = self._loop.call_at(self._drain_deadline, self.batcher.abort)
         self.batcher.begin_shutdown()
 
     async def drain(self) -> None:
-        """Finish every admitted request, then stop the worker and the threads."""
-        await self.batcher.drain(self.settings.drain_timeout_s)
+        """Finish every admitted request (until the drain deadline), then stop the worker and the threads."""
+        self.begin_shutdown()
+        left = self.settings.drain_timeout_s
+        if self._loop is not None and self._drain_deadline is not None:
+            left = max(0.0, self._drain_deadline - self._loop.time())
+        await self.batcher.drain(left)
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
         if self._prep is not None:
             self._prep.shutdown(wait=False)
 
@@ -76,19 +107,22 @@ class ScoringService:
         try:
             results = await asyncio.wait_for(self._admit_and_run(n, prepare), self.settings.request_timeout_s)
         except QueueFullError as e:
-            self.metrics.rejected.inc(reason="queue_full")
+            self.metrics.observe_rejected("queue_full")
             raise HTTPException(503, str(e), headers={"Retry-After": str(e.retry_after_s)}) from None
         except ShuttingDownError as e:
-            self.metrics.rejected.inc(reason="shutting_down")
+            self.metrics.observe_rejected("shutting_down")
             raise HTTPException(503, str(e), headers={"Retry-After": "5", "Connection": "close"}) from None
         except asyncio.TimeoutError:
-            self.metrics.rejected.inc(reason="timeout")
+            self.metrics.observe_rejected("timeout")
             raise HTTPException(504, f"not answered within {self.settings.request_timeout_s} s (the server is "
                                      "overloaded); retry later or send smaller requests") from None
         except ItemError as e:
             raise HTTPException(422, str(e)) from None
-        self.metrics.items.inc(len(results), endpoint=endpoint)
-        self.metrics.truncated.inc(sum(r.truncated for r in results), endpoint=endpoint)
+        non_finite = sum(r.error is not None for r in results)
+        if non_finite:
+            log.warning("%s: the model gave %d of %d items a non-finite value", endpoint, non_finite, len(results))
+        self.metrics.observe_scored(endpoint, items=len(results), truncated=sum(r.truncated for r in results),
+                                    non_finite=non_finite)
         return results
 
     async def _admit_and_run(self, n: int, prepare: Callable[[], list[PreparedItem]]) -> list[ItemResult]:

@@ -36,19 +36,23 @@ class ServeSettings:
     max_body_bytes: int = field(default=32 * 1024 * 1024, metadata={"help": "largest request body (413 beyond)"})
     request_timeout_s: float = field(default=180.0, metadata={
         "help": "a request not answered within this many seconds gets 504 and its queued items are dropped"})
+    body_timeout_s: float = field(default=30.0, metadata={
+        "help": "a request body must arrive within this many seconds of its headers; a slower or stalled upload "
+                "gets 408 and its connection is closed"})
     drain_timeout_s: float = field(default=60.0, metadata={
-        "help": "on SIGTERM, how long in-flight requests may take to finish before they are cancelled"})
+        "help": "on SIGTERM, how long admitted requests may take to finish; past it they are answered 503"})
     openrlhf_scores: OpenRLHFScores = field(default="raw", metadata={
         "help": "the 'scores' of /get_reward (OpenRLHF's dynamic filtering expects 0-1): the raw rewards, or "
                 "sigmoid(reward)"})
     prep_threads: int = field(default=1, metadata={
         "help": "threads that tokenize requests before they are batched (the model runs in one more thread)"})
     api_key: str | None = field(default=None, repr=False, metadata={
-        "help": "bearer key every request except /health must carry (None: no authentication)"})
+        "help": "bearer key every request except /health must carry, /docs and /openapi.json included (None: no "
+                "authentication)"})
 
     def __post_init__(self) -> None:
         positive = ("max_batch_tokens", "max_batch_size", "max_queue_items", "max_items_per_request",
-                    "max_body_bytes", "request_timeout_s", "prep_threads")
+                    "max_body_bytes", "request_timeout_s", "body_timeout_s", "prep_threads")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

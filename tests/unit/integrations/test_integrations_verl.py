@@ -13,6 +13,7 @@ import pytest
 from rewardkit.integrations import verl
 from rewardkit.scoring import RewardModelScorer
 from rewardkit.serve.settings import ServeSettings
+from rewardkit.types import ScoreOutput
 from unit.serve.serve_fixtures import live_server
 
 USER = [{"role": "user", "content": "How do I boil an egg?"}]
@@ -65,12 +66,9 @@ def test_the_server_is_found_from_the_environment(llama_scorer: RewardModelScore
 class HeadsScorer:
     name = "heads"
 
-    def score(self, prompts: Any, responses: Any, conversational: Any = True) -> Any:
-        from types import SimpleNamespace
-
+    def score(self, prompts: Any, responses: Any, conversational: Any = True) -> ScoreOutput:
         n = len(responses)
-        return SimpleNamespace(rewards=np.full(n, 0.5), truncated=np.zeros(n, bool),
-                               objectives={"safety": np.full(n, 0.25)}, uncertainty=np.full(n, 0.125))
+        return ScoreOutput(np.full(n, 0.5), np.zeros(n, bool), np.full((n, 1), 0.25), ("safety",), np.full(n, 0.125))
 
 
 def test_a_dict_with_score_when_the_model_reports_more() -> None:

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from serve_fixtures import asgi_client, run
 
 from rewardkit.cli import main
 from rewardkit.scoring import RewardModelScorer
+from rewardkit.types import ScoreOutput
 from rewardkit.serve.app import create_app
 from rewardkit.serve.schemas import ScoreItem
 from rewardkit.serve.settings import ServeSettings
@@ -86,8 +87,8 @@ def test_concurrent_requests_get_their_own_rewards_with_batching_on_or_off(llama
     got_off = [x for r in run(_concurrent(off, requests)) for x in r]
     np.testing.assert_allclose(got_on, expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(got_off, got_on, atol=1e-5, rtol=0)
-    batches_on = on.state.service.metrics.batches.values[()]
-    batches_off = off.state.service.metrics.batches.values[()]
+    batches_on = on.state.service.metrics.value("rewardkit_batches_total")
+    batches_off = off.state.service.metrics.value("rewardkit_batches_total")
     assert batches_off == len(units) and batches_on < len(requests)  # on: requests shared model calls
 
 
@@ -104,13 +105,11 @@ class TwoHeadScorer:
 
     name = "two-head"
 
-    def score(self, prompts: Any, responses: Any, conversational: Any = True) -> Any:
-        from types import SimpleNamespace
-
+    def score(self, prompts: Any, responses: Any, conversational: Any = True) -> ScoreOutput:
         n = len(responses)
         help_ = np.arange(n, dtype=np.float32)
-        return SimpleNamespace(rewards=help_ * 2, truncated=np.zeros(n, bool),
-                               objectives={"helpful": help_, "safe": help_ + 1}, uncertainty=np.full(n, 0.25))
+        return ScoreOutput(help_ * 2, np.zeros(n, bool), np.stack([help_, help_ + 1], axis=1), ("helpful", "safe"),
+                           np.full(n, 0.25, np.float32))
 
 
 def test_objectives_and_uncertainty_are_reported_when_the_scorer_gives_them() -> None:
@@ -147,28 +146,11 @@ def test_a_wrong_model_name_is_404_and_the_right_one_is_accepted(length_scorer: 
     assert good.status_code == 200
 
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
-
-
 def parse_prometheus(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Samples of the text exposition format; fails on any line that is not a comment or a sample."""
-    types: dict[str, str] = {}
-    samples = {}
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ")
-            types[name] = kind
-            continue
-        if not line or line.startswith("# HELP "):
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"not a Prometheus sample: {line!r}"
-        name, _, labels, value = m.groups()
-        family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in types else name
-        assert family in types, f"{name} has no # TYPE line"
-        pairs = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels or ""))
-        samples[(name, pairs)] = float(value)
-    return samples
+    """Samples of the text exposition format, read by prometheus_client's own parser (which fails on a
+    malformed line)."""
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_metrics_parse_and_count_requests_items_and_batches(length_scorer: Any) -> None:

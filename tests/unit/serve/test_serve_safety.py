@@ -143,7 +143,7 @@ def test_a_full_queue_answers_503_with_retry_after_and_nothing_is_lost() -> None
             done = await first
             assert done.status_code == 200 and [i["reward"] for i in done.json()["items"]] == [2.0, 1.0]
             assert (await c.post("/v1/score", json=ONE)).status_code == 200
-            assert app.state.service.metrics.rejected.values[(("reason", "queue_full"),)] == 1
+            assert app.state.service.metrics.value("rewardkit_rejected_total", reason="queue_full") == 1
 
     run(go())
 

@@ -67,5 +67,16 @@ def test_openrlhf_request_prompts_and_labels_are_optional_but_must_match_in_leng
     OpenRLHFRequest.model_validate({"query": ["a"], "prompts": ["x"], "labels": [None]})
     with pytest.raises(ValidationError, match="'prompts' has 2 entries but 'query' has 1"):
         OpenRLHFRequest.model_validate({"query": ["a"], "prompts": ["x", "y"]})
-    with pytest.raises(ValidationError, match="Extra inputs"):
-        OpenRLHFRequest.model_validate({"query": ["a"], "datasources": ["x"]})
+
+
+# What OpenRLHF forks add to the request body (see the comments on OpenRLHFRequest for who sends each).
+FORK_KEYS = {"datasources": ["gsm8k"], "query_token_ids": [[1, 2, 3]], "metas": [{"id": 7}], "metadata": [None],
+             "stop_reason": [None], "finish_reason": ["stop"]}
+
+
+def test_openrlhf_request_accepts_the_keys_forks_send_and_refuses_any_other() -> None:
+    request = OpenRLHFRequest.model_validate({"query": ["a"], **FORK_KEYS})
+    assert request.query == ["a"]
+    for key in ("temperature", "queries", "datasource"):  # unknown, or a near miss of a real key
+        with pytest.raises(ValidationError, match=f"{key}\n  Extra inputs are not permitted"):
+            OpenRLHFRequest.model_validate({"query": ["a"], key: ["x"]})
