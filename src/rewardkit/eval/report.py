@@ -1,9 +1,13 @@
 """``report.html``: one self-contained page (inline CSS and PNG images, no script, no network).
 
-It shows the section table with 95% intervals next to the trivial baselines, per-subset bars with
-intervals, a reliability diagram, chosen-vs-rejected score histograms and a length-bias plot; with
-several models, side-by-side columns and a paired-bootstrap test of each difference. It also lists
-the data notes and the exact settings. :func:`render_png` screenshots it in headless Chromium.
+It opens with what can make a headline number misleading: an overall that misses a published
+section ("3 of 4 domains") and the share of items whose input was truncated (a warning above
+:data:`TRUNCATION_WARN`). Then the section table with 95% intervals next to the trivial baselines,
+bars with intervals in two panels (overall and sections; subsets -- so a section and a subset of the
+same name never share a label), a reliability diagram, chosen-vs-rejected score histograms and a
+length-bias plot; with several models, side-by-side columns and a paired-bootstrap test of each
+difference. It also lists the data notes and the exact settings. :func:`render_png` screenshots it in
+headless Chromium.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.eval.results import EvalResult, Metric
+from rewardkit.eval.results import EvalResult, Metric, ModelResult
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+WARN_COLOR = "#b00"
+TRUNCATION_WARN = 0.10  # above this share of items with a truncated input, the headline warns
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;color:#222}
 h1{font-size:24px;margin-bottom:4px} h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
@@ -32,6 +38,8 @@ tr.overall td{font-weight:bold;background:#fafaf0} tr.section td{font-weight:600
 .cards{display:flex;gap:12px;flex-wrap:wrap} .card{border:1px solid #ddd;border-radius:6px;padding:10px 14px}
 .big{font-size:26px;font-weight:bold} img{max-width:100%;border:1px solid #eee;margin:6px 0}
 code{background:#f4f4f4;padding:1px 4px;font-size:12px} .sig{color:#b00;font-weight:bold}
+.warn{border:1px solid #e0a0a0;background:#fff3f3;color:#700;border-radius:6px;padding:8px 12px;margin:8px 0}
+.flag{color:#b00;font-weight:600} .card.flagged{border-color:#e0a0a0}
 """
 
 
@@ -70,12 +78,29 @@ def _short(spec: str) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
-def fig_metrics(result: EvalResult) -> str:
-    """Horizontal bars per metric (sections, then subsets) and model, with 95% intervals and baselines."""
-    plt = _plt()
-    keys = [m.key for m in result.models[0].metrics if m.level in ("section", "subset")] or ["overall"]
+def metric_panels(result: EvalResult) -> list[tuple[str, list[str]]]:
+    """The bar panels: (title, metric keys). Overall and section rows in one, subsets in the other, so a
+    section and a subset with the same name ("chat") are never two bars with one label."""
+    keys = [m.key for m in result.models[0].metrics]
+    top = [k for k in keys if k.split("/")[0] in ("overall", "section")]
+    subsets = [k for k in keys if k.split("/")[0] == "subset"]
+    unit = result.coverage.unit if result.coverage else "sections"
+    has_sections = any(k.startswith("section/") for k in top)
+    panels = [(f"overall and {unit}" if has_sections else "overall", top), ("subsets", subsets)]
+    return [(title, ks) for title, ks in panels if ks]
+
+
+def _bar_label(key: str, result: EvalResult) -> str:
+    label = key if key.startswith("overall") else key.partition("/")[2]  # "overall/hard" stays whole
+    if key == "overall" and not result.complete and result.coverage is not None:
+        cov = result.coverage
+        return f"overall (INCOMPLETE: {len(cov.present)} of {len(cov.expected)} {cov.unit})"
+    return label
+
+
+def _bars(ax: Any, result: EvalResult, keys: Sequence[str]) -> None:
+    """One panel: a bar per key and model with its 95% interval, and the baselines as markers."""
     n, k = len(keys), len(result.models)
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * n * max(1, k * 0.6)))
     height = 0.8 / k
     for j, model in enumerate(result.models):
         vals = [model.metric(key) for key in keys]
@@ -87,12 +112,33 @@ def fig_metrics(result: EvalResult) -> str:
     for name, marker in (("random", "|"), ("longer_wins", "4"), ("shorter_wins", "3")):
         base = [result.baselines[name].get(key, np.nan) for key in keys]
         ax.scatter(base, np.arange(n), marker=marker, s=120, color="black", label=name.replace("_", "-"), zorder=3)
-    ax.set_yticks(np.arange(n), [key.partition("/")[2] or key for key in keys], fontsize=8)
-    ax.invert_yaxis()
+    ax.set_yticks(np.arange(n), [_bar_label(key, result) for key in keys], fontsize=8)
+    for tick, key in zip(ax.get_yticklabels(), keys, strict=True):
+        if key == "overall" and not result.complete:
+            tick.set_color(WARN_COLOR)
+            tick.set_fontweight("bold")
+    ax.set_ylim(n - 0.5, -0.5)  # first key on top
     ax.set_xlim(0, 1)
-    ax.set_xlabel("score (95% bootstrap interval)")
-    ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
+
+
+def fig_metrics(result: EvalResult) -> str:
+    """Horizontal bars per metric and model with 95% intervals and baselines: one panel for the overall
+    and sections, one for subsets; the legend sits above the panels, clear of every bar."""
+    plt = _plt()
+    panels = metric_panels(result) or [("overall", ["overall"])]
+    k = len(result.models)
+    rows = [max(1.0, len(keys) * max(1.0, k * 0.6)) for _, keys in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 0.9 + 0.5 * len(panels) + 0.3 * sum(rows)),
+                             gridspec_kw={"height_ratios": rows}, squeeze=False)
+    for ax, (title, keys) in zip(axes[:, 0], panels, strict=True):
+        _bars(ax, result, keys)
+        ax.set_title(title, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("score (95% bootstrap interval)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(labels), 5),
+               fontsize=8, frameon=False)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -181,7 +227,10 @@ def metrics_table(result: EvalResult) -> str:
         cells = "".join(f"<td>{_ci(m.metric(m0.key))}</td>" for m in result.models)
         base = "".join(f"<td>{_fmt(result.baselines[b].get(m0.key))}</td>"
                        for b in ("random", "longer_wins", "shorter_wins"))
-        rows.append(f"<tr class='{m0.level}'><td>{html.escape(m0.key)}</td>{cells}<td>{m0.n}</td>{base}</tr>")
+        name = html.escape(m0.key)
+        if m0.key == "overall" and not result.complete and result.coverage is not None:
+            name += f" <span class='flag'>(incomplete: {html.escape(result.coverage.headline())})</span>"
+        rows.append(f"<tr class='{m0.level}'><td>{name}</td>{cells}<td>{m0.n}</td>{base}</tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
@@ -208,7 +257,7 @@ def details_table(result: EvalResult) -> str:
               ("Spearman(Δscore, Δlength)", lambda m: _fmt(m.length_bias.margin_length_spearman)),
               ("acc. when correct is longer", lambda m: _fmt(m.length_bias.accuracy_correct_longer)),
               ("acc. when correct is shorter", lambda m: _fmt(m.length_bias.accuracy_correct_shorter)),
-              ("items with a truncated input", lambda m: str(m.truncated_items)),
+              ("items with a truncated input", lambda m: _truncated(m)),
               ("distinct inputs / from cache", lambda m: f"{m.scoring['distinct_inputs']} / {m.scoring['from_cache']}"),
               ("scoring time (s)", lambda m: _fmt(m.scoring["seconds"], 1)),
               ("scorer fingerprint", lambda m: html.escape(str(m.scorer.get("fingerprint", m.scorer.get(
@@ -220,6 +269,53 @@ def details_table(result: EvalResult) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
+def _truncated(m: ModelResult) -> str:
+    """``"239 of 240 items (99.6%)"``."""
+    share = m.truncated_share
+    pct = f"{100 * share:.1f}".removesuffix(".0") if np.isfinite(share) else "–"
+    return f"{m.truncated_items} of {m.n_items} items ({pct}%)"
+
+
+def _max_length(m: ModelResult) -> str:
+    n = m.scorer.get("max_length")
+    return f" at {n} tokens" if n else ""
+
+
+def warnings_html(result: EvalResult) -> str:
+    """The banners above the headline: an incomplete overall; truncation above :data:`TRUNCATION_WARN`."""
+    out = []
+    cov = result.coverage
+    if cov is not None and not cov.complete:
+        out.append(f"<div class='warn'><b>Overall incomplete: {html.escape(cov.headline())}.</b> The overall is the "
+                   f"mean of the {len(cov.present)} {html.escape(cov.unit)} present and is not comparable to the "
+                   f"published {html.escape(result.benchmark)} overall.</div>")
+    for m in result.models:
+        if np.isfinite(m.truncated_share) and m.truncated_share > TRUNCATION_WARN:
+            out.append(f"<div class='warn'><b>Truncated inputs ({html.escape(_short(m.spec))}): "
+                       f"{_truncated(m)}</b> had an input cut{_max_length(m)}; their scores ignore the cut text. "
+                       "Raise --max-length if the model allows it.</div>")
+    return "".join(out)
+
+
+def _card(result: EvalResult, m: ModelResult) -> str:
+    overall = m.metric("overall")
+    flag = ""
+    if not result.complete and result.coverage is not None:
+        cov = result.coverage
+        flag = f"<div class='flag'>incomplete: {len(cov.present)} of {len(cov.expected)} {html.escape(cov.unit)}</div>"
+    cut = m.truncated_share > TRUNCATION_WARN if np.isfinite(m.truncated_share) else False
+    trunc = f"<div class='{'flag' if cut else 'muted'}'>truncated: {_truncated(m)}</div>"
+    return (f"<div class='card{' flagged' if flag or cut else ''}'><div class='muted'>{html.escape(_short(m.spec))}"
+            f"</div><div class='big'>{_fmt(overall.value if overall else None)}</div>{flag}"
+            f"<div class='muted'>95% [{_fmt(overall.low if overall else None)}, "
+            f"{_fmt(overall.high if overall else None)}]</div>{trunc}</div>")
+
+
+def _notes(d: Any) -> str:
+    items = "".join(f"<li>{html.escape(r)}</li>" for r in d.remarks())
+    return (f"<ul>{items}</ul>" if items else "") + _kv({"invalid (first few)": d.invalid, "subsets": d.subsets})
+
+
 def _kv(d: dict[str, Any]) -> str:
     return "<table>" + "".join(f"<tr><td>{html.escape(str(k))}</td><td><code>{html.escape(str(v))}</code></td></tr>"
                                for k, v in d.items()) + "</table>"
@@ -227,11 +323,7 @@ def _kv(d: dict[str, Any]) -> str:
 
 def render_html(result: EvalResult, scored: Sequence[Any]) -> str:
     """The report page as a string."""
-    cards = "".join(
-        f"<div class='card'><div class='muted'>{html.escape(_short(m.spec))}</div>"
-        f"<div class='big'>{_fmt(m.metric('overall').value if m.metric('overall') else None)}</div>"
-        f"<div class='muted'>95% [{_fmt(m.metric('overall').low)}, {_fmt(m.metric('overall').high)}]</div></div>"
-        for m in result.models)
+    cards = "".join(_card(result, m) for m in result.models)
     base = result.baselines
     cards += (f"<div class='card'><div class='muted'>trivial baselines (same items)</div>random "
               f"{_fmt(base['random'].get('overall'))}<br>longer-wins {_fmt(base['longer_wins'].get('overall'))}"
@@ -241,11 +333,11 @@ def render_html(result: EvalResult, scored: Sequence[Any]) -> str:
         f"<h1>rewardkit eval · {html.escape(result.benchmark)}</h1>",
         f"<p class='muted'>{html.escape(result.description)}<br>data <code>{html.escape(d.source)}</code>: "
         f"{d.items} items, {d.responses} responses ({d.skipped_invalid} invalid records skipped)</p>",
-        f"<div class='cards'>{cards}</div>", "<h2>Scores</h2>", metrics_table(result),
+        warnings_html(result), f"<div class='cards'>{cards}</div>", "<h2>Scores</h2>", metrics_table(result),
         comparisons_table(result), "<h2>Per section and subset</h2>", fig_metrics(result),
         "<h2>Calibration and score distributions</h2>", fig_reliability(result), fig_histograms(result),
         "<h2>Length bias</h2>", fig_length(result, scored), "<h2>Details</h2>", details_table(result),
-        "<h2>Data notes</h2>", _kv({**d.notes, "invalid (first few)": d.invalid, "subsets": d.subsets}),
+        "<h2>Data notes</h2>", _notes(d),
         "<h2>Settings (reproduce with these)</h2>", _kv({**{k: v for k, v in s.to_dict().items() if k != "versions"},
                                                          **s.versions, "data sha256": d.fingerprint}),
     ]

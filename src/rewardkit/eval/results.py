@@ -1,8 +1,10 @@
 """The results of ``rewardkit eval``: frozen dataclasses, written to ``results.json``.
 
 Every number comes with what it means: the metric's 95% bootstrap interval and item count, the trivial
-baselines on the same items, and the exact settings (versions, fingerprints of model and data) that
-reproduce it. NaN (e.g. accuracy of an empty split) is written as ``null``.
+baselines on the same items, whether the overall covers every published section (``coverage``), the
+share of items whose input was truncated, the known dirt kept in the data (``data.remarks``), and the
+exact settings (versions, fingerprints of model and data) that reproduce it. NaN (e.g. accuracy of an
+empty split) is written as ``null``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.eval.analysis import LengthBias, ScoreDistribution
+from rewardkit.eval.benchmarks.base import Coverage, describe_note
 from rewardkit.eval.calibration import Calibration
 from rewardkit.eval.stats import PairedDifference
 
@@ -56,15 +59,21 @@ class ModelResult:
     distribution: ScoreDistribution
     scoring: dict[str, Any]
     truncated_items: int
+    n_items: int = 0  # items evaluated: the denominator of ``truncated_share``
 
     def metric(self, key: str) -> Metric | None:
         return next((m for m in self.metrics if m.key == key), None)
+
+    @property
+    def truncated_share(self) -> float:
+        """Fraction of items with at least one truncated input (NaN with no items)."""
+        return self.truncated_items / self.n_items if self.n_items else math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return {"spec": self.spec, "scorer": self.scorer, "metrics": [m.to_dict() for m in self.metrics],
                 "length_bias": self.length_bias.to_dict(), "calibration": self.calibration.to_dict(),
                 "score_distribution": self.distribution.to_dict(), "scoring": self.scoring,
-                "truncated_items": self.truncated_items}
+                "truncated_items": self.truncated_items, "truncated_share": self.truncated_share}
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,8 @@ class Comparison:
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What was evaluated: the source, its fingerprint, counts, invalid records and known dirt."""
+    """What was evaluated: the source, its fingerprint, counts, invalid records and known dirt (``notes``:
+    counts and lists by key; :meth:`remarks`: the same as sentences)."""
 
     source: str
     fingerprint: str
@@ -94,8 +104,12 @@ class DataInfo:
     notes: dict[str, Any]
     subsets: dict[str, int]
 
+    def remarks(self) -> list[str]:
+        """Each note as a sentence (``"2 item(s) with an empty/whitespace answer, kept and scored ..."``)."""
+        return [describe_note(k, v) for k, v in self.notes.items()]
+
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "remarks": self.remarks()}
 
 
 @dataclass(frozen=True)
@@ -134,9 +148,16 @@ class EvalResult:
     models: tuple[ModelResult, ...]
     comparisons: tuple[Comparison, ...]
     out_dir: str
+    coverage: Coverage | None = None  # None: the benchmark publishes no fixed sections (``pairs``)
+
+    @property
+    def complete(self) -> bool:
+        """True unless the overall misses a published section (or part of one)."""
+        return self.coverage is None or self.coverage.complete
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": RESULTS_FORMAT, "benchmark": self.benchmark, "description": self.description,
+                "complete": self.complete, "coverage": self.coverage.to_dict() if self.coverage else None,
                 "data": self.data.to_dict(), "settings": self.settings.to_dict(), "baselines": self.baselines,
                 "models": [m.to_dict() for m in self.models],
                 "comparisons": [c.to_dict() for c in self.comparisons]}

@@ -4,7 +4,8 @@ For each scorer: one scoring pass over every distinct input (cached, resumable),
 per item, its aggregation to subsets / sections / overall, 95% intervals from a stratified cluster
 bootstrap (the same seeded resamples for every model, so differences are tested pairwise), trivial
 baselines on the same items (random, longer-wins, shorter-wins), length bias, calibration of σ(Δ),
-score distributions and truncation. Writes ``results.json``, ``items.jsonl`` and ``report.html``.
+score distributions and truncation, and whether the overall covers every published section (an overall
+over 3 of 4 domains is flagged incomplete). Writes ``results.json``, ``items.jsonl`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from rewardkit.eval.analysis import Comparisons, comparisons, length_bias, score_distribution
 from rewardkit.eval.benchmarks import Benchmark, Item, Outcomes, Stat, get_benchmark
+from rewardkit.eval.benchmarks.base import Coverage, coverage
 from rewardkit.eval.cache import ScoreCache
 from rewardkit.eval.calibration import calibration
 from rewardkit.eval.results import (
@@ -102,8 +104,9 @@ def run_eval(cfg: EvalConfig) -> tuple[EvalResult, list[ScoredModel]]:
         results.append(model)
         scored.append(kept)
     keys = [m.key for m in results[0].metrics]
-    out = EvalResult(bench.name, bench.description, data_info(cfg, read, items), settings(cfg), baselines,
-                     tuple(results), tuple(paired_comparisons(results, scored, keys)), cfg.out)
+    cov = coverage(bench, keys)
+    out = EvalResult(bench.name, bench.description, data_info(cfg, read, items, cov), settings(cfg), baselines,
+                     tuple(results), tuple(paired_comparisons(results, scored, keys)), cfg.out, cov)
     write_outputs(out, items, scored)
     if cfg.report:
         from rewardkit.eval.report import write_report
@@ -139,7 +142,7 @@ def evaluate_model(spec: str, bench: Benchmark, items: Sequence[Item], cfg: Eval
     comp = comparisons(items, scored.scores)
     result = ModelResult(spec, identity, metrics, length_bias(items, scored.scores, comp), calibration(comp.margin),
                          score_distribution(items, scored.scores), scored.to_dict(),
-                         int(sum(bool(t.any()) for t in scored.truncated)))
+                         int(sum(bool(t.any()) for t in scored.truncated)), len(items))
     return result, ScoredModel(spec, scored, outcomes, comp, reps)
 
 
@@ -173,7 +176,7 @@ def paired_comparisons(results: Sequence[ModelResult], scored: Sequence[ScoredMo
     return out
 
 
-def data_info(cfg: EvalConfig, read: Any, items: Sequence[Item]) -> DataInfo:
+def data_info(cfg: EvalConfig, read: Any, items: Sequence[Item], cov: Coverage | None = None) -> DataInfo:
     from rewardkit.data.dataset import file_fingerprint
 
     local = Path(cfg.data).exists()
@@ -181,6 +184,9 @@ def data_info(cfg: EvalConfig, read: Any, items: Sequence[Item]) -> DataInfo:
     notes = dict(read.notes)
     if cfg.limit and cfg.limit < len(read.items):
         notes["limited_to_first"] = cfg.limit
+    if cov is not None and not cov.complete:  # the CLI prints every note: the warning reaches the terminal
+        notes["incomplete"] = (f"{cov.headline()}; the overall is the mean of the {cov.unit} present, "
+                               "not comparable to the published overall")
     return DataInfo(cfg.data, fingerprint, read.n_records, len(items), sum(len(it.responses) for it in items),
                     read.n_errors, read.errors, notes, dict(sorted(Counter(it.subset for it in items).items())))
 
