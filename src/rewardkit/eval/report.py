@@ -93,8 +93,7 @@ def metric_panels(result: EvalResult) -> list[tuple[str, list[str]]]:
 def _bar_label(key: str, result: EvalResult) -> str:
     label = key if key.startswith("overall") else key.partition("/")[2]  # "overall/hard" stays whole
     if key == "overall" and not result.complete and result.coverage is not None:
-        cov = result.coverage
-        return f"overall (INCOMPLETE: {len(cov.present)} of {len(cov.expected)} {cov.unit})"
+        return f"overall (INCOMPLETE: {result.coverage.short()})"
     return label
 
 
@@ -123,6 +122,11 @@ def _bars(ax: Any, result: EvalResult, keys: Sequence[str]) -> None:
 
 
 def fig_metrics(result: EvalResult) -> str:
+    """:func:`metrics_figure` as an inline PNG."""
+    return _png(metrics_figure(result))
+
+
+def metrics_figure(result: EvalResult) -> Any:
     """Horizontal bars per metric and model with 95% intervals and baselines: one panel for the overall
     and sections, one for subsets; the legend sits above the panels, clear of every bar."""
     plt = _plt()
@@ -136,10 +140,10 @@ def fig_metrics(result: EvalResult) -> str:
         ax.set_title(title, fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("score (95% bootstrap interval)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.tight_layout()
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(labels), 5),
                fontsize=8, frameon=False)
-    fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def fig_reliability(result: EvalResult) -> str:
@@ -229,7 +233,7 @@ def metrics_table(result: EvalResult) -> str:
                        for b in ("random", "longer_wins", "shorter_wins"))
         name = html.escape(m0.key)
         if m0.key == "overall" and not result.complete and result.coverage is not None:
-            name += f" <span class='flag'>(incomplete: {html.escape(result.coverage.headline())})</span>"
+            name += f" <span class='flag'>(incomplete: {html.escape(result.coverage.short())})</span>"
         rows.append(f"<tr class='{m0.level}'><td>{name}</td>{cells}<td>{m0.n}</td>{base}</tr>")
     return "<table>" + "".join(rows) + "</table>"
 
@@ -301,8 +305,7 @@ def _card(result: EvalResult, m: ModelResult) -> str:
     overall = m.metric("overall")
     flag = ""
     if not result.complete and result.coverage is not None:
-        cov = result.coverage
-        flag = f"<div class='flag'>incomplete: {len(cov.present)} of {len(cov.expected)} {html.escape(cov.unit)}</div>"
+        flag = f"<div class='flag'>incomplete: {html.escape(result.coverage.short())}</div>"
     cut = m.truncated_share > TRUNCATION_WARN if np.isfinite(m.truncated_share) else False
     trunc = f"<div class='{'flag' if cut else 'muted'}'>truncated: {_truncated(m)}</div>"
     return (f"<div class='card{' flagged' if flag or cut else ''}'><div class='muted'>{html.escape(_short(m.spec))}"

@@ -96,6 +96,7 @@ def test_missing_sections_are_left_out_and_noted(tmp_path) -> None:
     assert s["overall"].value == pytest.approx((CHAT_HARD + SAFETY + REASONING) / 3)
     cov = coverage(bench, list(s))
     assert cov is not None and cov.missing == ("Chat",)
+    assert cov.short() == "3 of 4 sections, 3 partial"  # the fixture has a few subsets of each section
     assert cov.headline().startswith("3 of 4 sections (missing: Chat); Chat Hard partial (missing: mt-bench-hard,")
 
 

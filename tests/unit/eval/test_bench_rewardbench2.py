@@ -13,7 +13,13 @@ from eval_helpers import FIXTURES, table_scores
 from rewardkit.data.formats import DataValidationError
 from rewardkit.eval.benchmarks import get_benchmark
 from rewardkit.eval.benchmarks.base import coverage
-from rewardkit.eval.benchmarks.rewardbench2 import pool_ties, ties_composite, ties_extremes, ties_stats, top_credit
+from rewardkit.eval.benchmarks.rewardbench2 import (
+    pool_ties,
+    ties_composite,
+    ties_extremes,
+    ties_stats,
+    top_credit,
+)
 
 DATA = str(FIXTURES / "rewardbench2" / "test.jsonl")
 

@@ -197,6 +197,11 @@ class Coverage:
     def complete(self) -> bool:
         return not self.missing and not self.partial
 
+    def short(self) -> str:
+        """``"3 of 4 domains"``; ``"4 of 4 sections, 2 partial"`` when present sections lack subsets."""
+        return f"{len(self.present)} of {len(self.expected)} {self.unit}" + (
+            f", {len(self.partial)} partial" if self.partial else "")
+
     def headline(self) -> str:
         """``"3 of 4 domains (missing: math)"``; ``"4 of 4 domains"`` when complete."""
         text = f"{len(self.present)} of {len(self.expected)} {self.unit}"

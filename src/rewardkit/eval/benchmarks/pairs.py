@@ -7,7 +7,8 @@ Aggregation: overall = mean over all pairs; if rows carry a ``subset`` column, a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class PairsBenchmark:
     description = "pairwise accuracy (ties wrong) on any preference file; per subset if a 'subset' column exists"
     default_split = "train"
     section_unit = "subsets"
-    sections_expected: dict[str, tuple[str, ...]] = {}  # any subsets: nothing published to be missing
+    sections_expected: Mapping[str, tuple[str, ...]] = MappingProxyType({})  # no published sections
 
     def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult:
         items, n, errors = read_pairs(source, split=split, default_split=self.default_split)

@@ -20,6 +20,7 @@ subsets outside the section map are reported per subset but count in no section.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -119,7 +120,7 @@ class RewardBenchV1:
     description = "RewardBench v1: pairwise, ties wrong; weighted sections Chat / Chat Hard / Safety / Reasoning"
     default_split = "filtered"
     section_unit = "sections"
-    sections_expected = {f"section/{s}": tuple(f"subset/{n}" for n in names) for s, names in SECTIONS.items()}
+    sections_expected = MappingProxyType({f"section/{s}": tuple(f"subset/{n}" for n in names) for s, names in SECTIONS.items()})
 
     def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult:
         items: list[Item] = []

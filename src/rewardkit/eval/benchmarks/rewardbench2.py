@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -160,7 +161,7 @@ class RewardBenchV2:
     description = "RewardBench 2: best-of-4, 1/k credit for a k-way tie at the top; Ties composite; mean of subsets"
     default_split = "test"
     section_unit = "subsets"
-    sections_expected = {f"subset/{s}": () for s in SUBSETS}
+    sections_expected = MappingProxyType({f"subset/{s}": () for s in SUBSETS})
 
     def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult:
         items: list[Item] = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -141,7 +142,7 @@ class RMBBenchmark:
     description = "RMB: pairwise + Best-of-N (best must beat every loser), helpful/harmless; mean of 4 sections"
     default_split = "train"
     section_unit = "sections"
-    sections_expected = {f"section/{s}": () for s in SECTIONS}
+    sections_expected = MappingProxyType({f"section/{s}": () for s in SECTIONS})
 
     def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult:
         items: list[Item] = []

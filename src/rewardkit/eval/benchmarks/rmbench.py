@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -134,8 +135,8 @@ class RMBench:
     description = "RM-Bench: 3x3 chosen-vs-rejected style matrix -> hard/normal/easy per domain; mean of 4 domains"
     default_split = "train"
     section_unit = "domains"
-    sections_expected = {f"section/{d}": tuple(f"subset/{r}" for r in RAW_DOMAINS if domain_of(r) == d)
-                         for d in DOMAINS}
+    sections_expected = MappingProxyType({f"section/{d}": tuple(f"subset/{r}" for r in RAW_DOMAINS if domain_of(r) == d)
+                         for d in DOMAINS})
 
     def read(self, source: str, *, split: str | None = None, skip_invalid: bool = False) -> ReadResult:
         items: list[Item] = []
