@@ -12,35 +12,73 @@ Truncation policy (``keep-response``): when prompt + response exceed ``max_lengt
 tokens are dropped first (a leading BOS is kept); the prompt keeps at least its newest
 ``min(len(prompt), max_length // 4)`` tokens, and a response longer than what is left is cut at its end.
 Nothing is ever dropped: every example is encoded and each cut is counted.
+
+Long texts are not tokenized whole: only the end of the prompt and the start of the response can survive
+truncation, so a text longer than 64 characters per token of ``max_length`` is tokenized in a window of
+characters there, grown until it holds enough tokens (see :func:`head_tokens`). The window is cut only before a space between two ASCII letters or digits,
+where tokenizers that split words at spaces (BERT's WordPiece, byte-level BPE) always end a token, so the
+ids are exactly those of the whole text; a probe at construction (:func:`splits_at_spaces`) keeps whole-
+text tokenization for tokenizers where that is not so. Memory and time then follow ``max_length``, not
+the text (a 50 MB response costs milliseconds), except where no such space exists near the window (a text
+that is one huge word, a long run of whitespace in byte-level BPE): that part is tokenized as before.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from rewardkit.data.formats import Message
+from rewardkit.data.formats import Message, common_prefix_length
+from rewardkit.errors import OptionError, UnsupportedError
 
 InputFormat = Literal["chat", "text_pair", "concat"]
 TRUNCATION_POLICY = "keep-response: drop oldest prompt tokens first (keep BOS); cut an over-long response at its end"
 _PROBE = "hello"
+# Where a long text may be cut before tokenizing: a space between two ASCII letters or digits.
+_CUT = re.compile(r"(?<=[A-Za-z0-9]) (?=[A-Za-z0-9])")
+# A text longer than this many characters per token of the limit is tokenized in a window that starts at
+# that size (and doubles while it holds too few tokens); a shorter one whole, so its counts are exact.
+_CHARS_PER_TOKEN = 64
+# Texts on which splits_at_spaces checks that cutting before such a space never changes the tokens.
+_SPLIT_PROBES = (
+    "The quick brown fox jumps over 13 lazy dogs, doesn't it? Yes 42 times.",
+    "naive cafe 1990s x2 y3 z Zürich naïve 9 a",
+    "def f(x): return x + 1\n    a = b c\n\nd e",
+    "ab  cd ef\t\tgh ij I'm 3 4 5 ALL CAPS Word",
+)
 
 
 @dataclass(frozen=True)
 class Encoded:
     """One tokenized (prompt, response). ``token_type_ids`` is None for decoders; ``response_start`` is
-    the index in ``input_ids`` of the first response token (what a causal LM's log-probs score)."""
+    the index in ``input_ids`` of the first response token (what a causal LM's log-probs score).
+
+    ``*_tokens_dropped`` count the tokens the truncation policy dropped. ``untokenized_chars`` counts the
+    characters of a long prompt start or response end that were never tokenized (see the module notes):
+    their tokens were dropped too, so where it is above 0 the two counts are lower bounds.
+    """
 
     input_ids: list[int]
     token_type_ids: list[int] | None
     prompt_tokens_dropped: int = 0
     response_tokens_dropped: int = 0
     response_start: int = 0
+    untokenized_chars: int = 0
 
     @property
     def truncated(self) -> bool:
-        return self.prompt_tokens_dropped > 0 or self.response_tokens_dropped > 0
+        return self.prompt_tokens_dropped > 0 or self.response_tokens_dropped > 0 or self.untokenized_chars > 0
+
+
+class SupportsEncode(Protocol):
+    """What turns (prompt, response) into an :class:`Encoded` under a token limit (a :class:`PairEncoder`)."""
+
+    max_length: int
+
+    def encode(self, prompt: Sequence[Message], response: Sequence[Message], conversational: bool) -> Encoded:
+        ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +115,7 @@ def probe_pair_template(tokenizer: Any) -> PairTemplate:
     ids, k = list(enc["input_ids"]), len(probe)
     starts = [i for i in range(len(ids) - k + 1) if ids[i : i + k] == probe]
     if len(starts) != 2:
-        raise ValueError(f"cannot locate the text-pair template of {type(tokenizer).__name__}: {ids}")
+        raise UnsupportedError(f"cannot locate the text-pair template of {type(tokenizer).__name__}: {ids}")
     a, b = starts
     types = enc.get("token_type_ids")
     seg = None
@@ -115,54 +153,194 @@ class PairEncoder:
 
     def __init__(self, tokenizer: Any, input_format: InputFormat, max_length: int) -> None:
         if max_length < 8:
-            raise ValueError(f"max_length must be at least 8, got {max_length}")
+            raise OptionError(f"max_length must be at least 8, got {max_length}")
         self.tokenizer, self.input_format, self.max_length = tokenizer, input_format, max_length
         self.template = probe_pair_template(tokenizer) if input_format == "text_pair" else None
+        self.windowed = splits_at_spaces(tokenizer)
+        self._specials = probe_single_template(tokenizer) if input_format != "text_pair" else ((), ())
 
     def encode(self, prompt: Sequence[Message], response: Sequence[Message], conversational: bool) -> Encoded:
         if self.input_format == "text_pair":
             return self._encode_pair(prompt, response)
-        p, r = self._decoder_parts(prompt, response, conversational)
+        p, r, skipped = self._decoder_parts(prompt, response, conversational)
         bos = getattr(self.tokenizer, "bos_token_id", None)
         keep_head = 1 if p and bos is not None and p[0] == bos else 0
         tp, tr = truncate_pair(p, r, self.max_length, keep_head)
-        return Encoded(tp + tr, None, len(p) - len(tp), len(r) - len(tr), len(tp))
+        return Encoded(tp + tr, None, len(p) - len(tp), len(r) - len(tr), len(tp), skipped)
 
     def _encode_pair(self, prompt: Sequence[Message], response: Sequence[Message]) -> Encoded:
         t = self.template
         assert t is not None
-        tok = self.tokenizer
-        p = tok(render_plain(prompt), add_special_tokens=False)["input_ids"] if prompt else []
-        r = tok("\n".join(m["content"] for m in response), add_special_tokens=False)["input_ids"]
-        tp, tr = truncate_pair(p, r, self.max_length - t.n_special)
+        budget = self.max_length - t.n_special
+        p = tail_tokens(self.tokenizer, render_plain(prompt), budget, windowed=self.windowed) if prompt else _NONE
+        r = head_tokens(self.tokenizer, "\n".join(m["content"] for m in response), budget, windowed=self.windowed)
+        tp, tr = truncate_pair(p.ids, r.ids, budget)
         ids = [*t.prefix, *tp, *t.middle, *tr, *t.suffix]
         types = None
         if t.types is not None:
             parts = (t.prefix, tp, t.middle, tr, t.suffix)
             types = [seg for part, seg in zip(parts, t.types, strict=True) for _ in part]
         start = len(t.prefix) + len(tp) + len(t.middle)
-        return Encoded(ids, types, len(p) - len(tp), len(r) - len(tr), start)
+        return Encoded(ids, types, len(p.ids) - len(tp), len(r.ids) - len(tr), start, p.skipped + r.skipped)
 
     def _decoder_parts(
         self, prompt: Sequence[Message], response: Sequence[Message], conversational: bool
-    ) -> tuple[list[int], list[int]]:
-        tok = self.tokenizer
+    ) -> tuple[list[int], list[int], int]:
+        """(prompt ids, response ids, characters not tokenized) before truncation."""
         if self.input_format == "chat" and (conversational or prompt):
-            p = _template_ids(tok, list(prompt), add_generation_prompt=True) if prompt else []
-            full = _template_ids(tok, [*prompt, *response], add_generation_prompt=False)
-            # The sequence is always exactly the template of prompt + response (what plain transformers
-            # feeds the model). Where a token straddles the boundary (a response starting with "\n"
-            # merges with the template's "\n"), it counts as response.
-            k = 0
-            while k < min(len(p), len(full)) and p[k] == full[k]:
-                k += 1
-            return full[:k], full[k:]
-        p = tok("".join(m["content"] for m in prompt), add_special_tokens=True)["input_ids"] if prompt else []
-        r = tok("".join(m["content"] for m in response), add_special_tokens=not prompt)["input_ids"]
+            return self._chat_parts(prompt, response)
+        tok, n, w = self.tokenizer, self.max_length, self.windowed
+        p = tail_tokens(tok, "".join(m["content"] for m in prompt), n, windowed=w, specials=self._specials) \
+            if prompt else _NONE
+        r = head_tokens(tok, "".join(m["content"] for m in response), n, windowed=w,
+                        specials=None if prompt else self._specials)
         eos = getattr(tok, "eos_token_id", None)
-        return p, [*r, eos] if eos is not None else r
+        return p.ids, [*r.ids, eos] if eos is not None else r.ids, p.skipped + r.skipped
+
+    def _chat_parts(self, prompt: Sequence[Message], response: Sequence[Message]) -> tuple[list[int], list[int], int]:
+        """The sequence is always exactly the template of prompt + response (what plain transformers feeds
+        the model: ``apply_chat_template(tokenize=True)`` is the tokenizer on the rendered text without
+        special tokens). Its prompt part is the longest start it shares with the template of the prompt
+        with the generation prompt added: where a token straddles the boundary (a response starting with
+        "\\n" merges with the template's "\\n"), it counts as response.
+
+        A long sequence is tokenized in a window ``[a, b)`` of the rendered text around that boundary,
+        grown until it holds ``max_length`` prompt tokens (or starts at 0) and more than ``max_length``
+        response tokens (or ends at the end), which is all the truncation policy can keep."""
+        tok, n = self.tokenizer, self.max_length
+        full = _template_text(tok, [*prompt, *response], add_generation_prompt=False)
+        head = _template_text(tok, list(prompt), add_generation_prompt=True) if prompt else ""
+        split = common_prefix_length(head, full)
+        before = after = _CHARS_PER_TOKEN * (n + 1)
+        while True:
+            a = (_last_cut(full, split - before) if self.windowed and split > before else None) or 0
+            b = _first_cut(full, max(split, len(head)) + after) if self.windowed else None
+            b = len(full) if b is None else b
+            window = _ids(tok, full[a:b])
+            k = _common_prefix(_ids(tok, head[a:]), window) if head else 0
+            prompt_ok, response_ok = a == 0 or k >= n, b == len(full) or len(window) - k > n
+            if prompt_ok and response_ok:
+                break
+            before, after = before * (1 if prompt_ok else 2), after * (1 if response_ok else 2)
+        first = head_tokens(tok, full, 0, windowed=True).ids[:1] if a > 0 else []  # a BOS is kept
+        bos = getattr(tok, "bos_token_id", None)
+        lead = first if bos is not None and first == [bos] else []
+        return [*lead, *window[:k]], window[k:], a + len(full) - b
 
 
-def _template_ids(tok: Any, messages: list[Message], *, add_generation_prompt: bool) -> list[int]:
-    out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
-    return list(out["input_ids"] if hasattr(out, "keys") else out)
+@dataclass(frozen=True)
+class Tokens:
+    """Token ids of a text, and how many of its characters were left untokenized (0: the whole text)."""
+
+    ids: list[int]
+    skipped: int = 0
+
+
+_NONE = Tokens([])
+
+
+def head_tokens(tokenizer: Any, text: str, n: int, *, windowed: bool = True,
+                specials: tuple[Sequence[int], Sequence[int]] | None = None) -> Tokens:
+    """The tokens of ``text`` -- or, for a long text, at least ``n + 1`` of its first tokens, exactly those
+    the whole text's tokenization starts with (the rest of the text is not tokenized).
+
+    The text is cut before a space between two ASCII letters or digits at or after ``64 × (n + 1)``
+    characters; if the piece holds ``n`` tokens or fewer, the window doubles. Without such a space, or
+    unless ``windowed``, the whole text is tokenized. ``specials`` = (prefix, suffix) ids of
+    ``add_special_tokens=True`` (see :func:`probe_single_template`); None for no special tokens.
+    """
+    width = _CHARS_PER_TOKEN * (n + 1)
+    while windowed and width < len(text):
+        cut = _first_cut(text, width)
+        if cut is None:
+            break
+        ids = _ids(tokenizer, text[:cut])
+        if len(ids) > n:
+            return Tokens(_wrap(ids, specials), len(text) - cut)
+        width = 2 * cut
+    return Tokens(_ids(tokenizer, text, specials is not None))
+
+
+def tail_tokens(tokenizer: Any, text: str, n: int, *, windowed: bool = True,
+                specials: tuple[Sequence[int], Sequence[int]] | None = None) -> Tokens:
+    """The tokens of ``text`` -- or, for a long text, at least ``n`` of its last tokens, exactly those the
+    whole text's tokenization ends with (and ``specials``, as :func:`head_tokens`, around them)."""
+    width = _CHARS_PER_TOKEN * (n + 1)
+    while windowed and width < len(text):
+        cut = _last_cut(text, len(text) - width)
+        if cut is None:
+            break
+        ids = _ids(tokenizer, text[cut:])
+        if len(ids) >= n:
+            return Tokens(_wrap(ids, specials), cut)
+        width = 2 * (len(text) - cut)
+    return Tokens(_ids(tokenizer, text, specials is not None))
+
+
+def splits_at_spaces(tokenizer: Any) -> bool:
+    """Whether tokenizing a text in two pieces, cut before a space between two ASCII letters or digits,
+    gives the same ids as tokenizing it whole -- the property that lets long texts be tokenized in a
+    window. It holds by construction for tokenizers that normalise character by character and split words
+    before spaces (BERT's WordPiece, byte-level BPE such as GPT-2, Llama 3, SmolLM2); SentencePiece
+    tokenizers that prepend "▁" to every text fail it. Checked on probe texts at every such cut, and
+    refused if an added token holds a space or swallows the spaces after it (``rstrip``)."""
+    for added in getattr(tokenizer, "added_tokens_decoder", {}).values():
+        content = str(getattr(added, "content", added))
+        last = content[-1:]
+        if " " in content or (getattr(added, "rstrip", False) and last.isascii() and last.isalnum()):
+            return False
+    for text in _SPLIT_PROBES:
+        whole = _ids(tokenizer, text)
+        for m in _CUT.finditer(text):
+            if _ids(tokenizer, text[: m.start()]) + _ids(tokenizer, text[m.start() :]) != whole:
+                return False
+    return True
+
+
+def probe_single_template(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The special tokens ``add_special_tokens=True`` puts before and after one text (BOS, EOS, ...)."""
+    plain = _ids(tokenizer, _PROBE)
+    full = _ids(tokenizer, _PROBE, True)
+    for i in range(len(full) - len(plain) + 1):
+        if full[i : i + len(plain)] == plain:
+            return tuple(full[:i]), tuple(full[i + len(plain) :])
+    raise UnsupportedError(f"cannot locate the special tokens of {type(tokenizer).__name__}: {full}")
+
+
+def _ids(tokenizer: Any, text: str, special: bool = False) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=special)["input_ids"])
+
+
+def _wrap(ids: list[int], specials: tuple[Sequence[int], Sequence[int]] | None) -> list[int]:
+    return ids if specials is None else [*specials[0], *ids, *specials[1]]
+
+
+def _first_cut(text: str, start: int) -> int | None:
+    """The first cut position ``c >= start`` (``text[c]`` a space between two ASCII letters/digits)."""
+    m = _CUT.search(text, max(start, 0))
+    return m.start() if m else None
+
+
+def _last_cut(text: str, end: int) -> int | None:
+    """The last cut position ``c <= end``, searched backwards in regions that double in size."""
+    hi, step = end, 1024
+    while hi > 0:
+        lo = max(0, hi - step)
+        last = None
+        for m in _CUT.finditer(text, lo, hi + 2):  # endpos hi + 2: a cut at hi needs text[hi + 1]
+            last = m.start()
+        if last is not None:
+            return last
+        hi, step = lo, 2 * step
+    return None
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    k = 0
+    while k < min(len(a), len(b)) and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def _template_text(tok: Any, messages: list[Message], *, add_generation_prompt: bool) -> str:
+    return str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt))

@@ -7,12 +7,16 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.chat import SupportsEncode
 from rewardkit.data.dataset import ScanResult, load_examples, scan, tokenize_examples, truncation_stats
+from rewardkit.data.formats import no_records_error
+from rewardkit.errors import OptionError
 
 
 @dataclass(frozen=True)
 class CheckReport:
-    """Everything ``data check`` found. ``lengths`` are untruncated token counts per sequence."""
+    """Everything ``data check`` found. ``lengths`` are untruncated token counts per sequence (lower bounds
+    for the ``truncation["sequences_partly_tokenized"]``, texts so long only a window was tokenized)."""
 
     path: str
     scan: ScanResult
@@ -41,24 +45,27 @@ def length_summary(lengths: np.ndarray) -> dict[str, float]:
             "p99": float(p99), "max": int(lengths.max())}
 
 
-def check_file(path: str, *, tokenizer: str | None = "minilm", max_length: int = 512) -> CheckReport:
-    """Scan ``path`` for errors; if a tokenizer is given, tokenize the valid records with the
-    reward-model encoder of that backbone and count what ``max_length`` would truncate."""
+def check_file(path: str, *, encoder: SupportsEncode | None = None, tokenizer: str | None = None,
+               max_length: int | None = None) -> CheckReport:
+    """Scan ``path`` for errors; with an ``encoder`` (e.g. a :class:`~rewardkit.data.chat.PairEncoder`:
+    anything with ``encode(prompt, response, conversational) -> Encoded`` and ``max_length``), tokenize the
+    valid records and count what its ``max_length`` would truncate.
+
+    ``tokenizer`` is the name the report shows for the encoder's tokenizer, and ``max_length``, if given,
+    must equal the encoder's. A file without records raises ``DataError("FILE: no records")``, like every
+    other command; a name without an encoder is refused (this layer builds no tokenizer).
+    """
+    if encoder is None and tokenizer is not None:
+        raise OptionError(f"check_file: tokenizer {tokenizer!r} needs encoder= (build it with the backbone's "
+                          "tokenizer); pass tokenizer=None to skip token lengths")
+    if encoder is not None and max_length is not None and max_length != encoder.max_length:
+        raise OptionError(f"check_file: max_length {max_length} differs from the encoder's {encoder.max_length}")
     result = scan(path)
-    if tokenizer is None or result.n_records == result.n_errors:
+    if result.n_records == 0:
+        raise no_records_error(path)
+    if encoder is None or result.n_records == result.n_errors:
         return CheckReport(path, result)
-    from transformers import AutoConfig, AutoTokenizer
-
-    from rewardkit.data.chat import PairEncoder, input_format_for
-    from rewardkit.models.backbones import resolve_backbone
-    from rewardkit.models.causal_lm import ensure_distinct_pad
-
-    resolved = resolve_backbone(tokenizer)
-    tok = AutoTokenizer.from_pretrained(resolved)
-    ensure_distinct_pad(tok)
-    fmt = input_format_for(tok, AutoConfig.from_pretrained(resolved).model_type)
-    tokenized = tokenize_examples(load_examples(path, kind="any", skip_invalid=True).dataset,
-                                  PairEncoder(tok, fmt, max_length))
+    tokenized = tokenize_examples(load_examples(path, kind="any", skip_invalid=True).dataset, encoder)
     cols = tokenized.select_columns([f"{s}_{c}" for s in ("chosen", "rejected")
                                      for c in ("input_ids", "prompt_dropped", "response_dropped")])
     lengths: list[int] = []
@@ -68,5 +75,5 @@ def check_file(path: str, *, tokenizer: str | None = "minilm", max_length: int =
                                  batch[f"{side}_response_dropped"], strict=True):
                 if ids:
                     lengths.append(len(ids) + p + r)
-    return CheckReport(path, result, tokenizer, max_length, length_summary(np.array(lengths)),
+    return CheckReport(path, result, tokenizer, encoder.max_length, length_summary(np.array(lengths)),
                        truncation_stats(tokenized).to_dict())

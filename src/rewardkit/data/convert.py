@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from rewardkit.data.dataset import iter_examples, scan
-from rewardkit.data.formats import DataError, DataValidationError, to_canonical
+from rewardkit.data.formats import DataError, DataValidationError, no_records_error, to_canonical
+from rewardkit.data.io import atomic_writer
+from rewardkit.errors import OptionError
 
 
 @dataclass(frozen=True)
@@ -19,22 +20,21 @@ class ConvertResult:
 
 
 def convert_file(src: str, dst: str) -> ConvertResult:
-    """Validate all of ``src`` first (nothing is written if any record is bad), then stream it to
-    ``dst`` in canonical form, atomically (temporary file, then rename)."""
+    """Validate all of ``src`` first (nothing is written if any record is bad, or if there is none), then
+    stream it to ``dst`` in canonical form, atomically: a temporary file beside ``dst``, renamed when
+    complete and removed on any failure, so ``dst`` is either the whole output or untouched."""
+    if Path(src).resolve() == Path(dst).resolve():
+        raise OptionError(f"{dst}: output would overwrite the input")
     checked = scan(src)
     if checked.n_errors:
         raise DataValidationError(src, checked.errors, checked.n_errors, hint="fix them; nothing was written")
-    if Path(src).resolve() == Path(dst).resolve():
-        raise ValueError(f"{dst}: output would overwrite the input")
-    target = Path(dst)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
+    if checked.n_records == 0:
+        raise no_records_error(src)
     formats: Counter[str] = Counter()
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_writer(dst) as f:
         for _, ex in iter_examples(src):
             if isinstance(ex, DataError):  # the file changed since the scan
                 raise ex
             formats[ex.format] += 1
             f.write(json.dumps(to_canonical(ex), ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, target)
     return ConvertResult(sum(formats.values()), dict(formats))

@@ -1,4 +1,4 @@
-"""Read preference and completion records in every format users have, with errors that name the spot.
+"""Turn raw records into rewardkit's canonical examples, with errors that name the spot.
 
 Supported row formats (detected per row, see :func:`detect_format`):
 
@@ -9,53 +9,49 @@ Supported row formats (detected per row, see :func:`detect_format`):
 - ``rewardbench``         reward-bench v1 rows ``prompt, chosen, rejected, subset, id, ...`` (a chat turn)
 - ``completion``          TRL unpaired ``{"prompt", "completion"}`` (scoring only)
 
-Optional columns: ``margin`` (float, Bradley--Terry margin). Every other column is kept as an extra.
-Files: ``.jsonl``, ``.json`` (a list of objects), either optionally ``.gz``; ``.parquet``; and folders
-written by ``datasets.Dataset.save_to_disk``.
+Optional columns: ``margin`` (a finite float, the Bradley--Terry margin). Every other column is kept as an
+extra. Files are read by :func:`iter_records` (from :mod:`rewardkit.data.io`, re-exported here with
+:class:`Location` and :class:`DataError`).
+
+Rules every record must meet (each broken rule is a :class:`DataError` naming file, line and field):
+
+- a response (``chosen``, ``rejected``, ``completion``) is ``assistant`` turns only; ``system``, ``user``
+  and ``tool`` turns belong in the prompt, which may hold any of the four roles;
+- a response is empty if its text shows nothing: whitespace and :data:`INVISIBLE` characters only
+  (zero-width space / non-joiner / joiner, word joiner, BOM, bidi marks, soft hyphen);
+- chosen and rejected differ.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
-import os
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from rewardkit.data.io import DataError as DataError
+from rewardkit.data.io import Location as Location
+from rewardkit.data.io import iter_records as iter_records
+from rewardkit.data.io import no_records_error as no_records_error
+from rewardkit.data.io import read_records as read_records
+from rewardkit.errors import InputError
 
 Message = dict[str, str]
 ROLES = frozenset({"system", "user", "assistant", "tool"})
+RESPONSE_ROLES = frozenset({"assistant"})
 FORMATS = ("trl-explicit", "trl-implicit", "trl-conversational", "hh-rlhf", "rewardbench", "completion")
+# Invisible format characters (Unicode category Cf) that show nothing: soft hyphen, Mongolian vowel
+# separator, zero-width space / non-joiner / joiner, LRM / RLM, bidi embeddings, word joiner and invisible
+# operators, bidi isolates and deprecated format controls, BOM (zero-width no-break space).
+INVISIBLE = "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+_BLANK = re.compile(f"[\\s{INVISIBLE}]*")
+_HAS_INVISIBLE = re.compile(f"[{INVISIBLE}]")
 _PAIR_KEYS = frozenset({"prompt", "chosen", "rejected", "margin"})
 _HH_HUMAN, _HH_ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
 
 
-@dataclass(frozen=True)
-class Location:
-    """Where a record came from: a file and a 1-based line (jsonl) or a 0-based row (other files)."""
-
-    path: str
-    line: int | None = None
-    row: int | None = None
-
-    def __str__(self) -> str:
-        if self.line is not None:
-            return f"{self.path}:{self.line}"
-        return f"{self.path}: row {self.row}"
-
-
-class DataError(ValueError):
-    """One bad record: where it is, which field, what is wrong."""
-
-    def __init__(self, location: Location, field_name: str | None, message: str) -> None:
-        self.location, self.field, self.message = location, field_name, message
-        where = f"{location}: field '{field_name}'" if field_name else str(location)
-        super().__init__(f"{where}: {message}")
-
-
-class DataValidationError(ValueError):
+class DataValidationError(InputError, ValueError):
     """A file with bad records; ``errors`` holds the first few, ``n_errors`` counts them all."""
 
     SKIP_HINT = "fix them, or pass --skip-invalid to leave them out (they are counted and listed)"
@@ -98,94 +94,6 @@ class CompletionExample:
 Example = PreferenceExample | CompletionExample
 
 
-# ----------------------------------------------------------------------------- raw records
-
-
-def iter_records(path: str | os.PathLike[str]) -> Iterator[tuple[Location, dict[str, Any] | DataError]]:
-    """Yield ``(location, record)`` for every record of a file, or ``(location, DataError)`` for a record
-    that cannot be read (bad JSON, not an object, not UTF-8). Streams: memory does not grow with size."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file or folder")
-    if p.is_dir():
-        yield from _iter_arrow_rows(p, _load_disk_dataset(p))
-        return
-    name = p.name.lower().removesuffix(".gz")
-    if name.endswith(".jsonl"):
-        yield from _iter_jsonl(p)
-    elif name.endswith(".json"):
-        yield from _iter_json_array(p)
-    elif name.endswith(".parquet"):
-        import datasets
-
-        yield from _iter_arrow_rows(p, datasets.load_dataset("parquet", data_files=str(p), split="train"))
-    else:
-        raise ValueError(f"{p}: unsupported file type; use .jsonl, .json, .parquet (optionally .gz) or a folder")
-
-
-def _open_binary(p: Path) -> Any:
-    return gzip.open(p, "rb") if p.name.lower().endswith(".gz") else open(p, "rb")
-
-
-def _iter_jsonl(p: Path) -> Iterator[tuple[Location, dict[str, Any] | DataError]]:
-    with _open_binary(p) as f:
-        for i, raw in enumerate(f, start=1):
-            loc = Location(str(p), line=i)
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield loc, DataError(loc, None, f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})")
-                continue
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text.rstrip("\r\n"))  # so a cut-off line's column is on that line
-            except json.JSONDecodeError as e:
-                yield loc, DataError(loc, None, f"bad JSON: {e.msg} at column {e.colno}")
-                continue
-            if not isinstance(record, dict):
-                yield loc, DataError(loc, None, f"expected a JSON object, got {type(record).__name__}")
-                continue
-            yield loc, record
-
-
-def _iter_json_array(p: Path) -> Iterator[tuple[Location, dict[str, Any] | DataError]]:
-    loc = Location(str(p), line=1)
-    with _open_binary(p) as f:
-        try:
-            data = json.loads(f.read().decode("utf-8"))
-        except UnicodeDecodeError as e:
-            yield loc, DataError(loc, None, f"not valid UTF-8 (byte offset {e.start})")
-            return
-        except json.JSONDecodeError as e:
-            bad = Location(str(p), line=e.lineno)
-            yield bad, DataError(bad, None, f"bad JSON: {e.msg} at column {e.colno}")
-            return
-    if not isinstance(data, list):
-        yield loc, DataError(loc, None, "a .json file must hold a list of records (use .jsonl for one per line)")
-        return
-    for i, record in enumerate(data):
-        rloc = Location(str(p), row=i)
-        if isinstance(record, dict):
-            yield rloc, record
-        else:
-            yield rloc, DataError(rloc, None, f"expected a JSON object, got {type(record).__name__}")
-
-
-def _load_disk_dataset(p: Path) -> Any:
-    import datasets
-
-    ds = datasets.load_from_disk(str(p))
-    if isinstance(ds, datasets.DatasetDict):
-        if len(ds) != 1:
-            raise ValueError(f"{p}: a DatasetDict with splits {list(ds)}; pass the split folder, e.g. {p}/train")
-        ds = next(iter(ds.values()))
-    return ds
-
-
-def _iter_arrow_rows(p: Path, ds: Any) -> Iterator[tuple[Location, dict[str, Any]]]:
-    for i, row in enumerate(ds):
-        yield Location(str(p), row=i), row
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -209,7 +117,12 @@ def detect_format(record: Mapping[str, Any]) -> str:
 
 
 def parse_record(record: Mapping[str, Any], loc: Location) -> Example:
-    """Validate one raw record and return it in rewardkit's canonical form; raises :class:`DataError`."""
+    """Validate one raw record and return it in rewardkit's canonical form; raises :class:`DataError`.
+
+    Besides types and keys: a response must be ``assistant`` turns only (``system``, ``user`` and ``tool``
+    turns belong in the prompt), must not be blank (whitespace and :data:`INVISIBLE` characters only), and
+    chosen must differ from rejected.
+    """
     try:
         fmt = detect_format(record)
     except KeyError as e:
@@ -221,18 +134,11 @@ def parse_record(record: Mapping[str, Any], loc: Location) -> Example:
         return CompletionExample(prompt, completion, conv or isinstance(record["completion"], list), extras=extras)
     margin = _margin(record.get("margin"), loc)
     if fmt == "hh-rlhf":
-        prompt, chosen, rejected = _split_shared_prefix(
-            _parse_hh(record["chosen"], loc, "chosen"), _parse_hh(record["rejected"], loc, "rejected"), loc
-        )
         conv = True
+        prompt, chosen, rejected = _split_hh(record, loc)
     elif fmt == "trl-conversational":
         conv = True
-        chosen = _messages(record["chosen"], loc, "chosen")
-        rejected = _messages(record["rejected"], loc, "rejected")
-        if record.get("prompt") is not None:
-            prompt = _messages(record["prompt"], loc, "prompt")
-        else:
-            prompt, chosen, rejected = _split_shared_prefix(chosen, rejected, loc)
+        prompt, chosen, rejected = _split_conversation(record, loc)
     elif fmt == "trl-implicit":
         conv = False
         c, r = _text(record["chosen"], loc, "chosen"), _text(record["rejected"], loc, "rejected")
@@ -253,11 +159,28 @@ def reply(text: str) -> tuple[Message, ...]:
     return ({"role": "assistant", "content": text},)
 
 
+def is_blank(text: str) -> bool:
+    """True if ``text`` shows nothing: only whitespace and :data:`INVISIBLE` format characters (a
+    zero-width space, joiner or BOM). Stops at the first visible character, so long texts cost nothing."""
+    return _BLANK.match(text).end() == len(text)  # type: ignore[union-attr]  # [..]* always matches
+
+
+def _empty_problem(text: str) -> str:
+    if _HAS_INVISIBLE.search(text):
+        return "is empty (only whitespace and invisible characters such as U+200B zero-width space)"
+    return "is empty"
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _text(value: Any, loc: Location, name: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise DataError(loc, name, f"expected a string, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
-        raise DataError(loc, name, "is empty")
+    if not allow_empty and is_blank(value):
+        raise DataError(loc, name, _empty_problem(value))
     return value
 
 
@@ -269,8 +192,9 @@ def _messages(value: Any, loc: Location, name: str) -> tuple[Message, ...]:
         where = f"{name}[{i}]"
         if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
             raise DataError(loc, where, "a message must be an object with 'role' and 'content'")
-        if m["role"] not in ROLES:
-            raise DataError(loc, f"{where}.role", f"unknown role {m['role']!r} (expected one of {sorted(ROLES)})")
+        if not isinstance(m["role"], str) or m["role"] not in ROLES:
+            raise DataError(loc, f"{where}.role",
+                            f"unknown role {_brief(m['role'])} (expected one of {sorted(ROLES)})")
         if not isinstance(m["content"], str):
             raise DataError(loc, f"{where}.content", f"expected a string, got {type(m['content']).__name__}")
         out.append({"role": m["role"], "content": m["content"]})
@@ -287,25 +211,73 @@ def _prompt_messages(value: Any, loc: Location, name: str) -> tuple[tuple[Messag
 
 def _response_messages(value: Any, loc: Location, name: str) -> tuple[Message, ...]:
     msgs = _messages(value, loc, name) if isinstance(value, list) else reply(_text(value, loc, name))
-    if not msgs or not any(m["content"].strip() for m in msgs):
-        raise DataError(loc, name, "is empty")
+    _check_response(msgs, loc, name)
     return msgs
+
+
+def _check_response(msgs: tuple[Message, ...], loc: Location, name: str, *, first: int = 0,
+                    transcript: bool = False) -> None:
+    """A response is not blank and holds ``assistant`` turns only. ``first`` is the index of its first
+    message in the input list (responses split off a shared dialogue start after the shared turns);
+    ``transcript``: the input was one HH-RLHF string, so the field is named as a whole."""
+    if not msgs or all(is_blank(m["content"]) for m in msgs):
+        raise DataError(loc, name, _empty_problem("".join(m["content"][:64] for m in msgs)))
+    for i, m in enumerate(msgs):
+        if m["role"] in RESPONSE_ROLES:
+            continue
+        if transcript:
+            raise DataError(loc, name, f"turn {first + i + 1} is a Human turn, but a response must be Assistant "
+                            "turns only (the two transcripts differ before their last Human turn)")
+        raise DataError(loc, f"{name}[{first + i}].role", f"a response must be assistant turns only, got "
+                        f"{m['role']!r} ({m['role']} turns belong in the prompt)")
 
 
 def _margin(value: Any, loc: Location) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise DataError(loc, "margin", f"expected a finite number, got {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataError(loc, "margin", f"expected a finite number, got {_brief(value)}")
+    try:
+        margin = float(value)
+    except OverflowError:
+        margin = math.inf
+    if not math.isfinite(margin):
+        got = f"an integer with {len(str(abs(value)))} digits" if isinstance(value, int) else repr(value)
+        raise DataError(loc, "margin", f"expected a finite number, got {got}")
+    return margin
 
 
 def _check_pair(chosen: tuple[Message, ...], rejected: tuple[Message, ...], loc: Location) -> None:
     for name, msgs in (("chosen", chosen), ("rejected", rejected)):
-        if not msgs or not any(m["content"].strip() for m in msgs):
-            raise DataError(loc, name, "is empty")
+        _check_response(msgs, loc, name)
     if chosen == rejected:
         raise DataError(loc, "rejected", "is identical to 'chosen' (the pair carries no preference)")
+
+
+def _split_conversation(
+    record: Mapping[str, Any], loc: Location
+) -> tuple[tuple[Message, ...], tuple[Message, ...], tuple[Message, ...]]:
+    """(prompt, chosen, rejected) of a conversational row: the given prompt, or the turns both share."""
+    chosen = _messages(record["chosen"], loc, "chosen")
+    rejected = _messages(record["rejected"], loc, "rejected")
+    if record.get("prompt") is not None:
+        prompt = _messages(record["prompt"], loc, "prompt")
+        first = 0
+    else:
+        prompt, chosen, rejected = _split_shared_prefix(chosen, rejected, loc)
+        first = len(prompt)
+    _check_response(chosen, loc, "chosen", first=first)
+    _check_response(rejected, loc, "rejected", first=first)
+    return prompt, chosen, rejected
+
+
+def _split_hh(record: Mapping[str, Any], loc: Location) -> tuple[tuple[Message, ...], ...]:
+    prompt, chosen, rejected = _split_shared_prefix(
+        _parse_hh(record["chosen"], loc, "chosen"), _parse_hh(record["rejected"], loc, "rejected"), loc
+    )
+    _check_response(chosen, loc, "chosen", first=len(prompt), transcript=True)
+    _check_response(rejected, loc, "rejected", first=len(prompt), transcript=True)
+    return prompt, chosen, rejected
 
 
 def _split_shared_prefix(
@@ -320,14 +292,25 @@ def _split_shared_prefix(
     return chosen[:n], chosen[n:], rejected[n:]
 
 
-def _common_text_prefix(a: str, b: str) -> int:
-    """Length of the shared prefix of two strings, backed off to a whitespace boundary."""
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
+def common_prefix_length(a: str, b: str) -> int:
+    """Length of the longest common prefix of two strings, compared in blocks (fast on long texts)."""
+    n, end, block = 0, min(len(a), len(b)), 4096
+    while n + block <= end and a[n:n + block] == b[n:n + block]:
+        n += block
+    while n < end and a[n] == b[n]:
         n += 1
-    while n > 0 and not a[n - 1].isspace():  # also when one text is a prefix of the other (or equal)
-        n -= 1
     return n
+
+
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
+
+
+def _common_text_prefix(a: str, b: str) -> int:
+    """Length of the shared prefix of two strings, backed off to a whitespace boundary (also when one text
+    is a prefix of the other, or equal): the prefix ends just after its last whitespace character."""
+    n = common_prefix_length(a, b)
+    m = _LAST_SPACE.search(a, 0, n)
+    return m.end() if m else 0
 
 
 def _parse_hh(text: Any, loc: Location, name: str) -> tuple[Message, ...]:

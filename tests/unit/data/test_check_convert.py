@@ -13,7 +13,9 @@ from rewardkit.cli import main
 from rewardkit.data.check import check_file, length_summary
 from rewardkit.data.convert import convert_file
 from rewardkit.data.dataset import iter_examples
+from rewardkit.data.chat import PairEncoder
 from rewardkit.data.formats import DataValidationError
+from rewardkit.errors import OptionError
 
 pytestmark = pytest.mark.usefixtures("hf_datasets_cache")
 
@@ -21,6 +23,11 @@ TWELVE = "one two three four five six seven eight nine ten eleven twelve"
 TWENTY = " ".join(["word"] * 20)
 
 # MiniLM WordPiece: every word below is one token (asserted in the test); text_pair adds [CLS] [SEP] [SEP].
+def minilm_encoder(tok: Any, max_length: int) -> PairEncoder:
+    """What the CLI builds for ``--tokenizer minilm``: MiniLM is a BERT encoder, so text pairs."""
+    return PairEncoder(tok, "text_pair", max_length)
+
+
 CHECK_ROWS = [
     {"prompt": "hello", "chosen": "yes", "rejected": "no"},  # 1+1+3 = 5 and 5
     {"prompt": TWELVE, "chosen": "yes", "rejected": "no thanks"},  # 12+1+3 = 16 and 12+2+3 = 17
@@ -35,7 +42,7 @@ def test_check_file_counts_lengths_and_truncation(write_jsonl: Any, minilm_token
     for text, n in [("hello", 1), ("yes", 1), ("no", 1), ("no thanks", 2), (TWELVE, 12), (TWENTY, 20)]:
         assert len(tok(text, add_special_tokens=False)["input_ids"]) == n, text
     path = write_jsonl(CHECK_ROWS)
-    report = check_file(str(path), tokenizer="minilm", max_length=16)
+    report = check_file(str(path), encoder=minilm_encoder(tok, 16), tokenizer="minilm")
 
     assert not report.ok
     d = report.to_dict()
@@ -55,7 +62,8 @@ def test_check_file_counts_lengths_and_truncation(write_jsonl: Any, minilm_token
     # - row 3 chosen: 1 + 20 = 21 > 13; the prompt keeps min(1, 3) = 1 token, the response is cut to 12
     #   (8 response tokens dropped).
     assert d["truncation"] == {"sequences": 7, "truncated_sequences": 2, "pairs_truncated": 2,
-                               "prompt_tokens_dropped": 1, "response_tokens_dropped": 8, "response_cut_sequences": 1}
+                               "prompt_tokens_dropped": 1, "response_tokens_dropped": 8, "response_cut_sequences": 1,
+                               "sequences_partly_tokenized": 0}
 
 
 def test_check_file_without_tokenizer(write_jsonl: Any) -> None:
@@ -65,10 +73,23 @@ def test_check_file_without_tokenizer(write_jsonl: Any) -> None:
     assert (report.scan.n_records, report.scan.n_errors, report.lengths, report.truncation) == (2, 0, {}, {})
 
 
-def test_check_file_all_invalid_skips_tokenizing(write_jsonl: Any) -> None:
-    report = check_file(str(write_jsonl([CHECK_ROWS[4]])), tokenizer="minilm")
+def test_check_file_all_invalid_skips_tokenizing(write_jsonl: Any, minilm_tokenizer: Any) -> None:
+    report = check_file(str(write_jsonl([CHECK_ROWS[4]])), encoder=minilm_encoder(minilm_tokenizer, 512),
+                        tokenizer="minilm")
     assert not report.ok
     assert (report.scan.n_errors, report.lengths, report.truncation, report.tokenizer) == (1, {}, {}, None)
+
+
+def test_check_file_needs_an_encoder_to_measure_tokens(write_jsonl: Any, minilm_tokenizer: Any) -> None:
+    """``rewardkit.data`` builds no tokenizer (it sits below ``rewardkit.models``): a name alone is refused
+    rather than silently measuring nothing, and a stated max_length must be the encoder's."""
+    path = str(write_jsonl(CHECK_ROWS[:1]))
+    with pytest.raises(OptionError, match="tokenizer 'minilm' needs encoder="):
+        check_file(path, tokenizer="minilm")
+    with pytest.raises(OptionError, match="max_length 16 differs from the encoder's 512"):
+        check_file(path, encoder=minilm_encoder(minilm_tokenizer, 512), max_length=16)
+    report = check_file(path, encoder=minilm_encoder(minilm_tokenizer, 512), max_length=512)
+    assert (report.tokenizer, report.max_length, report.lengths["max"]) == (None, 512, 5)
 
 
 def test_length_summary() -> None:

@@ -137,12 +137,22 @@ def test_conversational_without_prompt_splits_the_shared_turns() -> None:
     assert ex.format == "trl-conversational"
 
 
-def test_conversational_diverging_early_keeps_all_later_turns_as_response() -> None:
-    ex = parse({"chosen": [user("q"), assistant("a"), user("more"), assistant("x")],
+def test_conversational_responses_may_be_several_assistant_turns() -> None:
+    ex = parse({"chosen": [user("q"), assistant("a"), assistant("and more")],
                 "rejected": [user("q"), assistant("b")]})
     assert ex.prompt == (user("q"),)
-    assert ex.chosen == (assistant("a"), user("more"), assistant("x"))
+    assert ex.chosen == (assistant("a"), assistant("and more"))
     assert ex.rejected == (assistant("b"),)
+
+
+def test_conversational_diverging_before_a_user_turn_is_refused() -> None:
+    """Dialogues that differ before their last user turn would make a "response" of user text (the reward
+    model would be trained on what the user said): refused, naming the turn as the input numbers it."""
+    with pytest.raises(DataError) as info:
+        parse({"chosen": [user("q"), assistant("a"), user("more"), assistant("x")],
+               "rejected": [user("q"), assistant("b")]})
+    assert (info.value.field, info.value.message) == (
+        "chosen[2].role", "a response must be assistant turns only, got 'user' (user turns belong in the prompt)")
 
 
 def test_conversational_drops_extra_message_keys() -> None:

@@ -256,7 +256,7 @@ def test_cli_data_check_valid_file_exits_0(write_jsonl: Any, capsys: pytest.Capt
 def test_cli_data_check_empty_file_is_not_ok(write_jsonl: Any, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_jsonl([])
     assert main(["data", "check", str(path), "--tokenizer", "none"]) == 2
-    assert f"{path}: 0 records" in capsys.readouterr().out
+    assert _error_lines(capsys.readouterr().err) == [f"error: {path}: no records"]
 
 
 def test_cli_data_convert_bad_input_writes_nothing(tmp_path: Path, write_jsonl: Any,
