@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from serve_fixtures import asgi_client, run
 
@@ -154,16 +155,18 @@ def parse_prometheus(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], 
 
 
 def test_metrics_parse_and_count_requests_items_and_batches(length_scorer: Any) -> None:
-    async def go() -> str:
+    async def go() -> Any:
         async with asgi_client(create_app(length_scorer)) as c:
             for n in (1, 2, 3):
                 assert (await c.post("/v1/score", json={"items": [{"response": "x"}] * n})).status_code == 200
             assert (await c.post("/get_reward", json={"query": ["a", "b"]})).status_code == 200
             assert (await c.post("/v1/score", json={"items": []})).status_code == 422
             await c.get("/nope")
-            return (await c.get("/metrics")).text
+            return await c.get("/metrics")
 
-    s = parse_prometheus(run(go()))
+    r = run(go())
+    assert r.headers["content-type"] == CONTENT_TYPE_LATEST
+    s = parse_prometheus(r.text)
 
     def value(name: str, **labels: str) -> float:
         return s[(name, frozenset(labels.items()))]
@@ -184,3 +187,20 @@ def test_metrics_parse_and_count_requests_items_and_batches(length_scorer: Any) 
     assert value("rewardkit_queue_depth") == 0 and value("rewardkit_pending_items") == 0
     assert value("rewardkit_inflight_requests") == 1  # the scrape itself
     assert value("rewardkit_draining") == 0
+
+
+def test_each_app_keeps_its_own_metrics(length_scorer: Any) -> None:
+    """Two apps in one process (per-app registries, not prometheus_client's global one) count separately."""
+    busy, idle = create_app(length_scorer), create_app(length_scorer)
+
+    async def go() -> None:
+        async with asgi_client(busy) as b, asgi_client(idle) as i:
+            assert (await b.post("/v1/score", json={"items": [{"response": "x"}] * 3})).status_code == 200
+            assert (await i.get("/health")).status_code == 200
+
+    run(go())
+    m_busy, m_idle = busy.state.service.metrics, idle.state.service.metrics
+    assert m_busy.value("rewardkit_items_total", endpoint="/v1/score") == 3
+    assert m_idle.value("rewardkit_items_total", endpoint="/v1/score") == 0
+    assert m_idle.value("rewardkit_requests_total", endpoint="/health", status="200") == 1
+    assert m_busy.value("rewardkit_requests_total", endpoint="/health", status="200") == 0

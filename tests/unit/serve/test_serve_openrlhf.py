@@ -82,6 +82,21 @@ def test_text_pair_model_splits_by_the_prompt_and_flags_what_it_cannot_split(ber
     assert out["extra_logs"]["unsplit"] == [0.0, 0.0, 0.0, 1.0]
 
 
+def test_the_keys_openrlhf_forks_add_are_ignored_and_unknown_keys_refused(llama_scorer: RewardModelScorer) -> None:
+    """Forks send e.g. ``datasources`` and ``query_token_ids`` beside ``query`` (issue 9): same rewards."""
+    tok = llama_scorer.rm.tokenizer
+    queries = [tok.apply_chat_template([*p, *r], tokenize=False) for p, r in CONVS]
+    fork_keys = {"datasources": ["chat"] * len(queries), "query_token_ids": [tok(q)["input_ids"] for q in queries],
+                 "metas": [{"i": i} for i in range(len(queries))], "metadata": None,
+                 "stop_reason": [None] * len(queries), "finish_reason": ["stop"] * len(queries)}
+    app = create_app(llama_scorer)
+    r = run(_get_reward(app, {"query": queries, **fork_keys}))
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["rewards"], _offline(llama_scorer), atol=1e-5, rtol=0)
+    unknown = run(_get_reward(app, {"query": queries, "reward_mode": "rule"}))
+    assert unknown.status_code == 422 and "reward_mode: Extra inputs are not permitted" in unknown.json()["error"]
+
+
 def test_truncation_is_logged_per_query(llama_scorer: RewardModelScorer) -> None:
     tok = llama_scorer.rm.tokenizer
     long = [{"role": "assistant", "content": "word " * 200}]

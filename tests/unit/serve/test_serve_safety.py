@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from serve_fixtures import asgi_client, run
+from serve_fixtures import GatedScorer, asgi_client, run, until
 
 from rewardkit.scoring import LengthScorer, ScoreOutput
 from rewardkit.serve.app import create_app
@@ -19,23 +19,8 @@ from rewardkit.serve.settings import ServeSettings
 ONE = {"items": [{"prompt": "Hi", "response": "Hello!"}]}
 
 
-class GatedScorer(LengthScorer):
-    """The length scorer, but each model call waits until ``gate`` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-
-    def score(self, prompts: Any, responses: Any, conversational: Any = True) -> ScoreOutput:
-        self.entered.set()
-        self.gate.wait(10)
-        return super().score(prompts, responses, conversational)
-
-
 async def _until(event: threading.Event) -> None:
-    while not event.is_set():
-        await asyncio.sleep(0.002)
+    await until(event.is_set)
 
 
 def _error(r: Any, status: int, *fragments: str) -> dict[str, Any]:
@@ -60,9 +45,28 @@ def test_api_key_is_required_everywhere_but_health() -> None:
             _error(await c.post("/get_reward", json={"query": ["a"]}), 401)
             _error(await c.get("/metrics"), 401)
             _error(await c.get("/v1/models"), 401)
+            for path in ("/openapi.json", "/docs", "/redoc"):  # the schema and docs too
+                _error(await c.get(path), 401, "missing API key")
             assert (await c.get("/health")).status_code == 200
             ok = await c.post("/v1/score", json=ONE, headers={"Authorization": "Bearer s3cret"})
             assert ok.status_code == 200 and ok.json()["items"][0]["reward"] == 6.0
+            key = {"Authorization": "Bearer s3cret"}
+            schema = await c.get("/openapi.json", headers=key)
+            assert schema.status_code == 200 and "/v1/score" in schema.json()["paths"]
+            docs = await c.get("/docs", headers=key)
+            assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+    run(go())
+
+
+def test_without_a_key_the_schema_and_docs_are_open() -> None:
+    async def go() -> None:
+        async with asgi_client(create_app(LengthScorer())) as c:
+            schema = (await c.get("/openapi.json")).json()
+            assert set(schema["paths"]) == {"/v1/score", "/get_reward", "/health", "/v1/models", "/metrics"}
+            for path in ("/docs", "/redoc"):
+                r = await c.get(path)
+                assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
 
     run(go())
 
