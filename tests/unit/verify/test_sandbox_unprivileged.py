@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import rewardkit
+from rewardkit.verify.sandbox import SandboxLimits, isolation, run_python
 
 NOBODY = 65534
 SRC = str(Path(rewardkit.__file__).resolve().parents[1])
@@ -121,3 +122,16 @@ def test_escape_core_holds_as_an_unprivileged_user(open_folder: Path) -> None:
         assert runs["cpu"]["status"] == "cpu_limit"
         if guard == "hook-off":  # the OS layers alone: the files are not there
             assert "FileNotFoundError" in runs["read"]["error"] and "FileNotFoundError" in runs["passwd"]["error"]
+
+
+def test_threads_are_capped_under_an_unprivileged_host_uid() -> None:
+    """RLIMIT_NPROC binds only a non-root host uid: as root, bwrap runs under a fresh random uid when
+    every user can read the interpreter (``fresh_host_uid``), and the thread cap then holds."""
+    python = interpreter_for(NOBODY) if os.geteuid() == 0 else sys.executable
+    assert isolation(python)["fresh_host_uid"] == (os.geteuid() == 0), isolation(python)
+    code = ("import threading, time\nn = 0\ntry:\n    for _ in range(1000):\n"
+            "        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n        n += 1\n"
+            "except RuntimeError:\n    pass\nprint(n)")
+    limits = SandboxLimits(python=python, processes=6, guard=False, wall_s=10)
+    result = run_python(code, limits=limits)
+    assert result.status == "ok" and 0 < int(result.output) < limits.processes, result
