@@ -263,6 +263,7 @@ RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
 _NR, _ARCH, _ARG0 = 0, 4, 16
 
 
+@functools.lru_cache(maxsize=4)
 def seccomp_filter(machine: str | None = None) -> bytes:
     """The sandbox's seccomp program for ``machine`` (``platform.machine()`` by default): a classic-BPF
     ``struct sock_filter[]`` (8 bytes per instruction), as ``bwrap --seccomp FD`` reads it.
@@ -317,6 +318,10 @@ def _assemble(prog: Sequence[tuple[int, int | str, int | str, int] | str]) -> by
 
 # Extension modules hidden from the code: raw memory access (ctypes, CPython's test helpers).
 HIDDEN_MODULES = ("_ctypes", "_ctypes_test", "_testcapi", "_testinternalcapi")
+# Extension modules whose shared libraries the sandbox does not provide, so they fail to import: GUI,
+# terminal, NIS and dbm bindings no test snippet needs; their ~25 libraries (X11, Tk, ncurses, Kerberos)
+# would cost a bind mount each on every run.
+UNSUPPORTED_MODULES = ("_tkinter", "_curses", "_curses_panel", "readline", "nis", "_dbm", "_gdbm", "ossaudiodev")
 
 # Run by the interpreter itself (``-I -S``, argv[1:] = the modules to hide): where it imports from.
 _PROBE = r"""
@@ -354,8 +359,8 @@ def _under(path: str, roots: Sequence[str]) -> bool:
 @functools.lru_cache(maxsize=8)
 def python_layout(python: str, hidden_modules: tuple[str, ...] = HIDDEN_MODULES) -> Layout:
     """Ask ``python`` (resolved to the real interpreter behind a virtualenv) where its standard library
-    and extension modules are, and ``ldd`` which shared libraries they need; ``hidden_modules`` are
-    left out (their files bound to ``/dev/null``)."""
+    and extension modules are, and ``ldd`` which shared libraries they need (but for
+    :data:`UNSUPPORTED_MODULES`); ``hidden_modules`` are left out (their files bound to ``/dev/null``)."""
     exe = os.path.realpath(python)
     info = _probe_python(exe, hidden_modules)
     if info["executable"] != exe:
@@ -364,7 +369,8 @@ def python_layout(python: str, hidden_modules: tuple[str, ...] = HIDDEN_MODULES)
     binds = tuple(p for i, p in enumerate(info["path"]) if not _under(p, info["path"][:i]))
     hidden = tuple(h for h in info["hidden"] if _under(h, binds))
     covered = tuple(sorted({s for s in info["site"] if os.path.isdir(s) and _under(s, binds)}))
-    modules = [os.path.join(d, f) for d in info["path"] for f in _so_files(d) if os.path.join(d, f) not in hidden]
+    modules = [os.path.join(d, f) for d in info["path"] for f in _so_files(d)
+               if os.path.join(d, f) not in hidden and f.split(".")[0] not in UNSUPPORTED_MODULES]
     libraries = tuple(lib for lib in _shared_libraries([exe, *modules]) if not _under(lib, binds))
     return Layout(exe, binds, libraries, hidden, covered)
 
