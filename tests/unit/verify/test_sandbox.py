@@ -228,7 +228,7 @@ def test_without_a_working_bwrap_it_refuses(monkeypatch: pytest.MonkeyPatch, fre
     monkeypatch.setattr(sandbox.shutil, "which", lambda name, *args, **kwargs: bwrap)
     assert isolation() == {"bwrap": False, "namespaces": False, "tmpfs": False, "uid": False, "seccomp": False,
                            "fresh_host_uid": False}
-    with pytest.raises(UnsupportedError, match="apt-get install bubblewrap.*--unsafe-no-sandbox"):
+    with pytest.raises(UnsupportedError, match=r"apt-get install bubblewrap.*--unsafe-no-sandbox"):
         run_python("print('ran')")
     with pytest.raises(UnsupportedError):
         check_python("def f(): return 1", ["assert f() == 1"])

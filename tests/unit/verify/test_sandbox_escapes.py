@@ -13,7 +13,6 @@ import ast
 import dataclasses
 import os
 import secrets
-import signal
 import socket
 import stat
 import subprocess
@@ -116,7 +115,7 @@ def failed(outcomes: dict[str, str], *names: str) -> None:
 
 
 def test_dir_fd_traversal(host: Host, limits: SandboxLimits) -> None:
-    code = f"""import os
+    code = """import os
 wd = os.open('.', os.O_RDONLY)
 os.makedirs('a/b/c/d/e/f')
 os.chdir('a/b/c/d/e/f')
@@ -424,11 +423,11 @@ def test_raw_system_calls_are_refused_by_seccomp(host: Host) -> None:
     refuses what no snippet needs, whatever Python's own modules would allow."""
     layout = python_layout(host.python, hidden_modules=())
     plan = dataclasses.replace(sandbox._plan(sys.executable), layout=layout)
-    code = f"""import ctypes, errno, platform
+    code = """import ctypes, errno, platform
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 x86 = platform.machine() == 'x86_64'
-calls = {{
+calls = {
     'fork': (57, 0) if x86 else None, 'vfork': (58, 0) if x86 else None,
     'clone_process': ((56 if x86 else 220), 17), 'clone_userns': ((56 if x86 else 220), 0x10000000 | 0x3D0F00),
     'clone3': (435, 0), 'execveat': ((322 if x86 else 281), -100), 'ptrace': ((101 if x86 else 117), 0),
@@ -439,7 +438,7 @@ calls = {{
     'mknodat': ((259 if x86 else 33), -100), 'io_uring_setup': (425, 0), 'memfd_create': ((319 if x86 else 279), 0),
     'socket_inet': ((41 if x86 else 198), 2), 'socket_packet': ((41 if x86 else 198), 17),
     'x32_getpid': ((39 | 0x40000000) if x86 else None, 0),
-}}
+}
 for name, call in calls.items():
     if call is None or call[0] is None:
         print(name, 'n/a')

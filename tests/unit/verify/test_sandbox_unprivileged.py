@@ -83,7 +83,7 @@ def interpreter_for(uid: int) -> str:
             continue
         if probe.returncode == 0:
             return exe
-        tried.append(f"{exe}: {(probe.stderr.strip().splitlines() or ['exit %d' % probe.returncode])[-1]}")
+        tried.append(f"{exe}: {(probe.stderr.strip().splitlines() or [f'exit {probe.returncode}'])[-1]}")
     pytest.fail(f"no Python >= 3.10 that uid {uid} can run, so the sandbox cannot be shown to work "
                 f"unprivileged; install one readable by every user (tried: {'; '.join(tried)})")
 
