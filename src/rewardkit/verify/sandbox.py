@@ -8,7 +8,7 @@ against hostile snippets in ``tests/unit/verify/test_sandbox*.py``, with the aud
    ``sys.path`` (the standard library; a ``site-packages`` inside them is covered by an empty read-only
    tmpfs) and the shared libraries they load, all read-only at their host paths; its own ``/proc`` and a
    minimal ``/dev``; an empty tmpfs of ``file_mb`` MiB as working folder (``/sandbox``) and another as
-   ``/tmp``. The root and ``/dev`` are read-only. No other host path exists in there: not ``/etc``, not
+   ``/tmp``. The root, ``/dev`` and ``/proc`` are read-only. No other host path exists in there: not ``/etc``, not
    the repository, not a home folder. ``ctypes`` and CPython's test extensions are hidden (bound to
    ``/dev/null``), so they cannot be imported.
 2. **New user, PID, network, IPC, UTS (and cgroup) namespaces**: the code runs as uid/gid 65534 with no
@@ -424,7 +424,10 @@ def bwrap_argv(bwrap: str, layout: Layout, limits: SandboxLimits, seccomp_fd: in
         argv += ["--ro-bind", "/dev/null", path]
     for path in layout.covered:
         argv += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
-    argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--setenv", "LD_LIBRARY_PATH", layout.library_path,
+    # /proc read-only: where the sandbox's uid is the host's root (a root parent whose interpreter other
+    # users cannot read), sysctls such as kernel.core_pattern check the uid, not a capability
+    argv += ["--remount-ro", "/proc", "--remount-ro", "/dev", "--remount-ro", "/",
+             "--setenv", "LD_LIBRARY_PATH", layout.library_path,
              "--chdir", WORKDIR, "--seccomp", str(seccomp_fd),
              "--", layout.python, "-I", "-S", "-B", "-c", BOOTSTRAP]
     return argv

@@ -365,6 +365,22 @@ attempt('kill_all', lambda: os.kill(-1, signal.SIGKILL))
         sleeper.wait()
 
 
+def test_proc_and_sysctls_are_read_only(host: Host, limits: SandboxLimits) -> None:
+    """Where the sandbox's uid is the host's root (a root parent whose interpreter only root can read),
+    sysctls check that uid, not a capability: kernel.core_pattern or kernel.modprobe would run a host
+    program as root. Each file is only opened for writing (never written) and closed."""
+    code = """import os
+def open_for_writing(path):
+    os.close(os.open(path, os.O_WRONLY))
+for path in ('/proc/sys/kernel/core_pattern', '/proc/sys/kernel/modprobe', '/proc/sys/vm/drop_caches',
+             '/proc/sys/kernel/hostname', '/proc/sysrq-trigger', '/proc/self/mem', '/proc/self/oom_score_adj',
+             '/proc/self/uid_map', '/proc/self/attr/current'):
+    attempt(path, lambda: open_for_writing(path))
+"""
+    out = attack(host, code, limits)
+    assert out and all(outcome.startswith("FAILED") for outcome in out.values()), out
+
+
 # ------------------------------------------------------------------------------------ network
 
 
