@@ -241,24 +241,29 @@ def unusable_value(record: dict[str, Any]) -> tuple[str | None, str] | None:
     stack: list[tuple[Any, str, int]] = [(record, "", 0)]
     while stack:
         value, name, depth = stack.pop()
+        problem = None
         if depth > MAX_DEPTH:
-            return name or None, f"nested more than {MAX_DEPTH} levels deep"
-        if isinstance(value, str):
-            if _has_surrogate(value):
-                return name or None, _surrogate_problem(value)
+            problem = f"nested more than {MAX_DEPTH} levels deep"
+        elif isinstance(value, str) and _has_surrogate(value):
+            problem = _surrogate_problem(value)
         elif isinstance(value, _LongInteger):
-            return name or None, f"an integer with {value.digits} digits is too long to read (at most 4300)"
+            problem = f"an integer with {value.digits} digits is too long to read (at most 4300)"
         elif isinstance(value, dict):
-            children = []
-            for key, child in value.items():
-                path = f"{name}.{_field_name(key)}" if name else _field_name(key)
+            for key in value:
                 if _has_surrogate(key):
-                    return path, f"the key {_surrogate_problem(key)}"
-                children.append((child, path, depth + 1))
-            stack.extend(reversed(children))
+                    where = f"{name}.{key!a}" if name else ascii(key)
+                    return _short(where), f"the key {_surrogate_problem(key)}"
+            stack.extend((v, f"{name}.{k}" if name else k, depth + 1) for k, v in reversed(value.items()))
         elif isinstance(value, list):
-            stack.extend((child, f"{name}[{i}]", depth + 1) for i, child in reversed(list(enumerate(value))))
+            stack.extend((v, f"{name}[{i}]", depth + 1) for i, v in reversed(list(enumerate(value))))
+        if problem:
+            return _short(name) if name else None, problem
     return None
+
+
+def _short(name: str, limit: int = 80) -> str:
+    """A field path short enough for one error line (a deep path is cut, with its start kept)."""
+    return name if len(name) <= limit else f"{name[:limit]}..."
 
 
 def _has_surrogate(text: str) -> bool:
@@ -268,12 +273,8 @@ def _has_surrogate(text: str) -> bool:
 def _surrogate_problem(text: str) -> str:
     m = _SURROGATE.search(text)
     assert m is not None
-    return (f"contains a lone surrogate (U+{ord(m.group()):04X} at character {m.start()}), "
-            "which is not valid Unicode text; fix the JSON escape (e.g. '\\ud800')")
-
-
-def _field_name(key: str) -> str:
-    return ascii(key) if _has_surrogate(key) else key
+    return (f"contains a lone surrogate (U+{ord(m.group()):04X} at character {m.start()}: a JSON escape "
+            "such as \\ud800 without its pair), which is not valid Unicode text")
 
 
 def _iter_parquet(p: Path) -> Iterator[tuple[Location, dict[str, Any] | DataError]]:

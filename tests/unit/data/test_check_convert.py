@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from rewardkit.cli import main
+from rewardkit.data.chat import PairEncoder
 from rewardkit.data.check import check_file, length_summary
 from rewardkit.data.convert import convert_file
 from rewardkit.data.dataset import iter_examples
-from rewardkit.data.chat import PairEncoder
 from rewardkit.data.formats import DataValidationError
 from rewardkit.errors import OptionError
 
