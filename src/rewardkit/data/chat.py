@@ -222,9 +222,11 @@ class PairEncoder:
             if prompt_ok and response_ok:
                 break
             before, after = before * (1 if prompt_ok else 2), after * (1 if response_ok else 2)
-        first = head_tokens(tok, full, 0, windowed=True).ids[:1] if a > 0 else []  # a BOS is kept
         bos = getattr(tok, "bos_token_id", None)
-        lead = first if bos is not None and first == [bos] else []
+        lead: list[int] = []
+        if a > 0 and bos is not None:  # the sequence's first token, kept by the policy if it is the BOS
+            first = _ids(tok, full[: _first_cut(full, 1) or a])[:1]
+            lead = first if first == [bos] else []
         return [*lead, *window[:k]], window[k:], a + len(full) - b
 
 

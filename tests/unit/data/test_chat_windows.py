@@ -190,3 +190,25 @@ def test_a_tokenizer_that_fails_the_probe_is_tokenized_whole() -> None:
     p, r = [0, *(ord(c) for c in long.replace(" ", "▁"))], [0, *(ord(c) for c in long.replace(" ", "▁"))]
     tp, tr = truncate_pair(p, r, 16)
     assert out.input_ids == tp + tr
+
+
+def random_piece(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.1:
+        return rng.choice([" ", "\n", "\t", "\u3000"]) * rng.randint(50, 3000)  # a long run of whitespace
+    if kind < 0.15:
+        return rng.choice("ab9") * rng.randint(50, 2000)  # a long word
+    return text(rng, rng.randint(1, 400))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_long_inputs_match_the_whole_text(minilm_tokenizer: Any, smollm2_tokenizer: Any, seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(4):
+        max_length = rng.choice([8, 12, 33])
+        prompt = [user("".join(random_piece(rng) for _ in range(rng.randint(0, 12))) or "q")]
+        response = [assistant("".join(random_piece(rng) for _ in range(rng.randint(1, 12))))]
+        for tok, fmt, conv in ((minilm_tokenizer, "text_pair", True), (smollm2_tokenizer, "chat", True),
+                               (smollm2_tokenizer, "concat", False)):
+            out = PairEncoder(tok, fmt, max_length).encode(prompt, response, conv)
+            assert_same(out, reference(tok, fmt, max_length, prompt, response, conv), f"{seed} {fmt} {max_length}")
