@@ -12,7 +12,8 @@ Each snippet is one sandboxed process (one bwrap start for the new sandbox). Run
 users' work on a shared machine only ever adds time. Every run must pass all its tests (checked).
 ``--workers`` > 1 runs a round's snippets from that many threads, as the ``verifier`` scorer does.
 
-Prints one JSON object on stdout (progress goes to stderr); see ``benchmarks/README.md``.
+Prints one JSON object on stdout (progress goes to stderr): settings (with the load average), each
+system's isolation, snippets/s per workload and system, and the new/0.1 ratio.
 """
 
 from __future__ import annotations

@@ -62,6 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -451,6 +452,11 @@ def _plan(python: str) -> _Plan:
         plan = _Plan(bwrap, layout, fresh_host_uid=fresh)
         probe = _run_sandboxed("pass", (), SandboxLimits(python=python, cpu_s=10, wall_s=30), plan)
         if probe.report is not None and probe.report.get("code_error") is None:
+            if os.geteuid() == 0 and not fresh:
+                warnings.warn(f"rewardkit sandbox: as root with an interpreter other users cannot read "
+                              f"({layout.python}), the sandbox's uid is the host's root inside a user namespace "
+                              "without capabilities; install Python where every user can read it to run each "
+                              "sandbox under a fresh unprivileged host uid", RuntimeWarning, stacklevel=3)
             return plan
         problem = probe.output.strip().splitlines()[-1:] or [f"exit status {probe.returncode}"]
         problem = f"bwrap could not start a sandbox ({problem[0]})"
