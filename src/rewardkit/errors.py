@@ -26,3 +26,11 @@ class MissingInputError(InputError, FileNotFoundError):
 class UnsupportedError(InputError, ValueError):
     """A valid request that the chosen component cannot do (e.g. a pairwise judge asked for pointwise
     scores); the message is one line saying why."""
+
+
+class UnknownNameError(OptionError, KeyError):
+    """A name that no registry knows (a loss, head, scorer, benchmark, task); the message lists the known ones.
+    Also a :class:`KeyError`, as a registry lookup."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

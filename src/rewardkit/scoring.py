@@ -10,6 +10,7 @@ and attention masks are exact, so batch 1 and batch 64 agree to float precision.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,9 +21,11 @@ import torch
 from rewardkit.data.chat import Encoded
 from rewardkit.data.collate import pad_sequences, token_budget_batches
 from rewardkit.data.formats import Message
-from rewardkit.models.reward_model import RewardModel, load_reward_model
+from rewardkit.models.heads import HeadOutput
+from rewardkit.models.reward_model import RewardModel, RewardNet, load_reward_model
 from rewardkit.registry import Registry
 from rewardkit.types import ScoreOutput
+from rewardkit.verify.sandbox import SandboxLimits
 
 DEFAULT_MAX_TOKENS = 16_384
 DEFAULT_MAX_BATCH = 256
@@ -52,41 +55,117 @@ class EncodingScorer(Scorer, Protocol):
     def score_batch_encoded(self, encoded: Sequence[Encoded]) -> ScoreOutput: ...
 
 
-SCORERS: Registry[Callable[..., Scorer]] = Registry("scorer")
+SCORERS: Registry[Any] = Registry("scorer")
 
 
-def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Rewards of a padded batch: ``batch`` has ``input_ids``/``attention_mask`` (N, T) and optionally
-    ``token_type_ids``; returns (N,) in the model's dtype. The model pools as it does under plain
-    transformers (BERT: pooler on [CLS]; decoders: last non-pad token)."""
-    return model(**batch).logits[:, 0]
+@dataclass(frozen=True)
+class ScorerOptions:
+    """The one options object every scorer builds from (with its spec string; see :func:`build_scorer`).
+    A scorer reads the fields it needs and ignores the rest. ``batch_tokens`` None means the scorer's
+    default (16,384 padded tokens for reward models, 2,048 for LM scorers, whose logits carry the vocabulary)."""
+
+    max_length: int | None = None
+    dtype: str = "auto"
+    device: str = "auto"
+    batch_tokens: int | None = None
+    ref_model: str | None = None  # dpo: the reference model
+    ref_free: str | None = None  # dpo: avg | sum | norm without a reference
+    seed: int = 0
+    judge_both_orders: bool = True
+    items: Any = None  # verifier / hybrid: file (or rows) whose rows carry constraints / answer / tests
+    sandbox: SandboxLimits | None = None  # verifier / hybrid: limits for running code
+    direction: str | None = None  # direction: weights over a multi-objective RM's objectives
+    rm_scale: str = "raw"  # hybrid: raw | sigmoid for the reward model's part
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"kind:path"`` -> (kind, path) for a registered kind; a bare registered name -> (name, name);
+    anything else is a reward-model path or hub name (``rm``)."""
+    kind, sep, path = spec.partition(":")
+    if sep and kind in SCORERS:
+        return kind, path
+    if spec in SCORERS:
+        return spec, spec
+    return "rm", spec
+
+
+def build_scorer(spec: str, options: ScorerOptions | None = None) -> Scorer:
+    """The one way to build any scorer: ``SCORERS[kind].from_spec(path, options)`` for ``spec`` =
+    ``kind:path`` (``rm:DIR``, ``dpo:POLICY``, ``judge:MODEL``, ``direction:RM#w``, ``verifier``,
+    ``hybrid:SPEC``, ``length``) or a bare reward-model path. Used by score, eval, serve, generate and hybrid."""
+    kind, path = parse_spec(spec)
+    return SCORERS.get(kind).from_spec(path, options or ScorerOptions())
+
+
+def is_pairwise(scorer: Any) -> bool:
+    """True for judges, which compare two responses instead of scoring one."""
+    return callable(getattr(scorer, "compare", None)) and not getattr(scorer, "pointwise", False)
+
+
+def forward_head(net: Any, batch: dict[str, torch.Tensor], response_starts: torch.Tensor | None = None) -> HeadOutput:
+    """The one reward forward for training and inference: ``net`` is a
+    :class:`~rewardkit.models.reward_model.RewardNet` (backbone + head) or a bare HF sequence-classification
+    model (its first output is the reward); ``batch`` has ``input_ids``/``attention_mask`` (N, T) and
+    optionally ``token_type_ids``. The backbone pools as it does under plain transformers."""
+    if isinstance(getattr(net, "module", net), RewardNet):  # also wrapped in DDP/FSDP
+        return net(batch, response_starts)
+    return HeadOutput(net(**batch).logits[:, 0])
 
 
 @torch.inference_mode()
-def score_token_ids(
-    model: Any, pad_id: int, input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None,
-    *, max_tokens: int = DEFAULT_MAX_TOKENS, max_batch: int = DEFAULT_MAX_BATCH,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """Score tokenized sequences, longest first, in batches of at most ``max_tokens`` padded tokens;
-    returns (N,) float32 in input order. ``token_type_ids`` may hold empty lists (decoders)."""
-    device = next(model.parameters()).device
-    out = np.zeros(len(input_ids), dtype=np.float32)
+def score_sequences(
+    net: Any, pad_id: int, input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None = None,
+    response_starts: Sequence[int] | None = None, *, max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[int], None] | None = None,
+) -> ScoreOutput:
+    """Score tokenized sequences, longest first, in batches of at most ``max_tokens`` padded tokens.
+
+    Returns, in input order, rewards (N,) float32 and, when the head has them, objectives (N, K) and
+    uncertainty (N,); ``truncated`` is all False (the caller knows what its encoder cut).
+    ``token_type_ids`` may hold empty lists (decoders); ``response_starts`` are needed by gated heads.
+    """
+    device = next(net.parameters()).device
+    n = len(input_ids)
+    rewards = np.zeros(n, dtype=np.float32)
+    objectives: np.ndarray | None = None
+    uncertainty: np.ndarray | None = None
     for idx in token_budget_batches([len(s) for s in input_ids], max_tokens, max_batch):
         types = [token_type_ids[i] for i in idx] if token_type_ids is not None else None
-        batch = pad_sequences([input_ids[i] for i in idx], types, pad_id)
-        rewards = forward_rewards(model, {k: v.to(device) for k, v in batch.items()})
-        out[idx] = rewards.float().cpu().numpy()
+        batch = {k: v.to(device) for k, v in pad_sequences([input_ids[i] for i in idx], types, pad_id).items()}
+        starts = None if response_starts is None else torch.tensor([response_starts[i] for i in idx])
+        out = forward_head(net, batch, starts)
+        rewards[idx] = out.reward.float().cpu().numpy()
+        if out.objectives is not None:
+            if objectives is None:
+                objectives = np.zeros((n, out.objectives.shape[1]), dtype=np.float32)
+            objectives[idx] = out.objectives.float().cpu().numpy()
+        if out.uncertainty is not None:
+            if uncertainty is None:
+                uncertainty = np.zeros(n, dtype=np.float32)
+            uncertainty[idx] = out.uncertainty.float().cpu().numpy()
         if progress is not None:
             progress(len(idx))
-    return out
+    names = tuple(net.head.cfg.objectives) if objectives is not None else ()
+    return ScoreOutput(rewards, np.zeros(n, dtype=bool), objectives, names, uncertainty)
+
+
+def score_token_ids(net: Any, pad_id: int, input_ids: Sequence[Sequence[int]],
+                    token_type_ids: Sequence[Sequence[int]] | None = None, **kwargs: Any) -> np.ndarray:
+    """Rewards (N,) float32 only, of :func:`score_sequences`."""
+    return score_sequences(net, pad_id, input_ids, token_type_ids, **kwargs).rewards
+
+
+def score_encoded_output(rm: RewardModel, encoded: Sequence[Encoded], **kwargs: Any) -> ScoreOutput:
+    """:func:`score_sequences` for :class:`~rewardkit.data.chat.Encoded` inputs of ``rm``, with each
+    input's ``truncated`` flag."""
+    out = score_sequences(rm.net, rm.pad_token_id, [e.input_ids for e in encoded],
+                          [e.token_type_ids or [] for e in encoded], [e.response_start for e in encoded], **kwargs)
+    return dataclasses.replace(out, truncated=np.array([e.truncated for e in encoded], dtype=bool))
 
 
 def score_encoded(rm: RewardModel, encoded: Sequence[Encoded], **kwargs: Any) -> np.ndarray:
-    """:func:`score_token_ids` for :class:`~rewardkit.data.chat.Encoded` inputs of ``rm``."""
-    ids = [e.input_ids for e in encoded]
-    types = [e.token_type_ids or [] for e in encoded]
-    return score_token_ids(rm.model, rm.pad_token_id, ids, types, **kwargs)
+    """Rewards (N,) float32 only, of :func:`score_encoded_output`."""
+    return score_encoded_output(rm, encoded, **kwargs).rewards
 
 
 def _broadcast(flag: Sequence[bool] | bool, n: int) -> list[bool]:
@@ -99,11 +178,16 @@ class RewardModelScorer:
 
     def __init__(
         self, path: str, *, max_length: int | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,
-        device: str = "cpu",
+        device: str = "auto", dtype: str = "auto",
     ) -> None:
-        self.rm = load_reward_model(path, max_length=max_length, device=device)
+        self.rm = load_reward_model(path, max_length=max_length, device=device, dtype=dtype)
         self.name = path
         self.max_tokens = max_tokens
+
+    @classmethod
+    def from_spec(cls, path: str, opts: ScorerOptions) -> RewardModelScorer:
+        return cls(path, max_length=opts.max_length, max_tokens=opts.batch_tokens or DEFAULT_MAX_TOKENS,
+                   device=opts.device, dtype=opts.dtype)
 
     def score(
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
@@ -123,16 +207,19 @@ class RewardModelScorer:
 
     def score_batch_encoded(self, encoded: Sequence[Encoded]) -> ScoreOutput:
         """Score already-encoded inputs (longest first, in batches of ``max_tokens`` padded tokens)."""
-        rewards = score_encoded(self.rm, encoded, max_tokens=self.max_tokens)
-        return ScoreOutput(rewards, np.array([e.truncated for e in encoded], dtype=bool))
+        return score_encoded_output(self.rm, encoded, max_tokens=self.max_tokens)
 
 
 @SCORERS.register("length")
 class LengthScorer:
     """Dummy scorer: reward = number of characters of the response (fast tests; 'longer wins')."""
 
-    def __init__(self, path: str = "length", **_: Any) -> None:
+    def __init__(self, path: str = "length") -> None:
         self.name = "length"
+
+    @classmethod
+    def from_spec(cls, path: str, opts: ScorerOptions) -> LengthScorer:
+        return cls(path)
 
     def score(
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
@@ -140,105 +227,6 @@ class LengthScorer:
     ) -> ScoreOutput:
         rewards = np.array([sum(len(m["content"]) for m in r) for r in responses], dtype=np.float32)
         return ScoreOutput(rewards, np.zeros(len(responses), dtype=bool))
-
-
-def load_scorer(spec: str, **kwargs: Any) -> Scorer:
-    """``spec`` is ``kind:path`` (e.g. ``rm:runs/rm``, ``length``) or a path, which means ``rm:path``."""
-    kind, sep, path = spec.partition(":")
-    if sep and kind in SCORERS:
-        return SCORERS.get(kind)(path, **kwargs)
-    if spec in SCORERS:
-        return SCORERS.get(spec)(spec, **kwargs)
-    return SCORERS.get("rm")(spec, **kwargs)
-
-
-@dataclass(frozen=True)
-class ScoreFileResult:
-    """What ``rewardkit score`` wrote and measured; ``seconds`` covers tokenization (which ``datasets``
-    caches, so a re-run is faster) and scoring, not model or data loading."""
-
-    out: str
-    pairs: int
-    completions: int
-    invalid: int
-    sequences: int
-    truncated_sequences: int
-    seconds: float
-
-    @property
-    def sequences_per_s(self) -> float:
-        return self.sequences / max(self.seconds, 1e-9)
-
-
-def score_file(
-    model: str, data: str, out: str, *, max_tokens: int = DEFAULT_MAX_TOKENS, max_length: int | None = None,
-    skip_invalid: bool = False, device: str = "cpu",
-) -> ScoreFileResult:
-    """Score every record of ``data`` with the reward model ``model`` and write ``out`` (jsonl).
-
-    Each output line is the input record with every field kept, plus ``chosen_score``/``rejected_score``
-    (pairs) or ``score`` (prompt/completion rows), and ``truncated`` (whether the truncation policy cut
-    either input). Lines keep input order. With ``skip_invalid`` an invalid record is written back with
-    ``"error"`` set and null scores instead of stopping the run.
-    """
-    import time
-
-    from tqdm.auto import tqdm
-
-    from rewardkit.data.dataset import load_examples, tokenize_examples
-
-    rm = load_reward_model(model, max_length=max_length, device=device)
-    loaded = load_examples(data, kind="any", skip_invalid=skip_invalid)
-    t0 = time.perf_counter()
-    tok = tokenize_examples(loaded.dataset, rm.encoder).select_columns(
-        ["chosen_input_ids", "rejected_input_ids", "chosen_token_type_ids", "rejected_token_type_ids",
-         "chosen_prompt_dropped", "chosen_response_dropped", "rejected_prompt_dropped",
-         "rejected_response_dropped"])[:]
-    pair_rows = [i for i, r in enumerate(tok["rejected_input_ids"]) if r]
-    ids = tok["chosen_input_ids"] + [tok["rejected_input_ids"][i] for i in pair_rows]
-    types = tok["chosen_token_type_ids"] + [tok["rejected_token_type_ids"][i] for i in pair_rows]
-    with tqdm(total=len(ids), desc="score", unit="seq", dynamic_ncols=True) as bar:
-        scores = score_token_ids(rm.model, rm.pad_token_id, ids, types, max_tokens=max_tokens, progress=bar.update)
-    seconds = time.perf_counter() - t0
-    n = len(tok["chosen_input_ids"])
-    rejected = dict(zip(pair_rows, scores[n:].tolist(), strict=True))
-    cut = [tok["chosen_prompt_dropped"][i] + tok["chosen_response_dropped"][i] + tok["rejected_prompt_dropped"][i]
-           + tok["rejected_response_dropped"][i] > 0 for i in range(n)]
-    _write_scored(data, out, scores[:n].tolist(), rejected, cut)
-    return ScoreFileResult(out, len(pair_rows), n - len(pair_rows), loaded.n_errors, len(ids),
-                           int(sum(cut)), seconds)
-
-
-def _write_scored(data: str, out: str, chosen: list[float], rejected: dict[int, float], cut: list[bool]) -> None:
-    """Stream the raw records of ``data`` again, attach scores in order, write ``out`` atomically."""
-    import json
-    import os
-    from pathlib import Path
-
-    from rewardkit.data.formats import DataError, iter_records, parse_record
-
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    k = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for loc, record in iter_records(data):
-            error = record if isinstance(record, DataError) else None
-            if error is None:
-                try:
-                    parse_record(record, loc)  # type: ignore[arg-type]
-                except DataError as e:
-                    error = e
-            if error is not None:
-                row = {**(record if isinstance(record, dict) else {}), "error": str(error), "score": None}
-            elif k in rejected:
-                row = {**record, "chosen_score": chosen[k], "rejected_score": rejected[k], "truncated": cut[k]}
-                k += 1
-            else:
-                row = {**record, "score": chosen[k], "truncated": cut[k]}
-                k += 1
-            f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, target)
 
 
 # Scorers that live in their own modules, imported on first use (see rewardkit.scorers).

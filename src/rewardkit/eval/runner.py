@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.errors import OptionError
 from rewardkit.eval.analysis import Comparisons, comparisons, length_bias, score_distribution
 from rewardkit.eval.benchmarks import Benchmark, Item, Outcomes, Stat, get_benchmark
 from rewardkit.eval.benchmarks.base import Coverage, coverage
@@ -68,13 +69,13 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         if not self.models:
-            raise ValueError("give at least one --model")
+            raise OptionError("give at least one --model")
         if len(set(self.models)) != len(self.models):
-            raise ValueError(f"--model given twice: {sorted(m for m in self.models if self.models.count(m) > 1)}")
+            raise OptionError(f"--model given twice: {sorted(m for m in self.models if self.models.count(m) > 1)}")
         if self.n_boot < 100:
-            raise ValueError(f"--n-boot must be at least 100 for a 95% interval, got {self.n_boot}")
+            raise OptionError(f"--n-boot must be at least 100 for a 95% interval, got {self.n_boot}")
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"--limit must be positive, got {self.limit}")
+            raise OptionError(f"--limit must be positive, got {self.limit}")
 
     def scorer_options(self) -> ScorerOptions:
         return ScorerOptions(self.max_length, self.dtype, self.device, self.batch_tokens, self.ref_model,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.formats import Message
+from rewardkit.errors import OptionError
 from rewardkit.infer.accounting import Compute, MeteredScorer, apportion, since
 from rewardkit.infer.sampler import Policy, Rollout, SamplingConfig
 
@@ -87,7 +88,7 @@ def run_batches(
     from tqdm.auto import tqdm
 
     if prompts_per_batch < 1:
-        raise ValueError(f"prompts_per_batch must be >= 1, got {prompts_per_batch}")
+        raise OptionError(f"prompts_per_batch must be >= 1, got {prompts_per_batch}")
     keys = list(prompt_keys) if prompt_keys is not None else [str(i) for i in range(len(prompts))]
     meter = scorer if isinstance(scorer, MeteredScorer) else MeteredScorer(scorer)
     results: list[PromptResult] = []
@@ -149,7 +150,7 @@ def best_of_n(
     prompt is the same whatever ``n`` and batch: Best-of-4's samples are the first 4 of Best-of-32's.
     """
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise OptionError(f"n must be >= 1, got {n}")
     return run_batches(policy, scorer, prompts, n=n, sampling=sampling, batch_fn=_bon_batch,
                        prompts_per_batch=prompts_per_batch, prompt_keys=prompt_keys, progress=progress,
                        desc=f"best-of-{n}")

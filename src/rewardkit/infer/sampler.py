@@ -31,32 +31,35 @@ from typing import Any
 import torch
 
 from rewardkit.data.formats import Message
+from rewardkit.errors import OptionError
 from rewardkit.models.causal_lm import left_pad, load_causal_lm
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
     """How to sample. ``temperature = 0`` is greedy decoding; ``top_k = 0`` and ``top_p = 1`` disable
-    those filters; ``stop`` strings end a sample (the text is cut before the stop string)."""
+    those filters (``top_k`` defaults to 50, as in transformers' ``generate`` and the Speculative Rejection
+    code; the command line takes its defaults from here); ``stop`` strings end a sample (the text is cut
+    before the stop string)."""
 
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
-    top_k: int = 0
+    top_k: int = 50
     stop: tuple[str, ...] = ()
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise OptionError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+            raise OptionError(f"temperature must be >= 0, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise OptionError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+            raise OptionError(f"top_k must be >= 0, got {self.top_k}")
         if any(not s for s in self.stop):
-            raise ValueError("stop strings must be non-empty")
+            raise OptionError("stop strings must be non-empty")
         object.__setattr__(self, "stop", tuple(self.stop))
 
 
@@ -218,7 +221,7 @@ class Rollout:
         *, prompt_keys: Sequence[str] | None = None,
     ) -> None:
         if n < 1 or not prompts or any(len(p) == 0 for p in prompts):
-            raise ValueError("a rollout needs n >= 1 and at least one non-empty prompt")
+            raise OptionError("a rollout needs n >= 1 and at least one non-empty prompt")
         keys = list(prompt_keys) if prompt_keys is not None else [str(p) for p in range(len(prompts))]
         self.policy, self.cfg, self.n = policy, cfg, n
         self.samples = [SampleState(p, i) for p in range(len(prompts)) for i in range(n)]
@@ -309,7 +312,7 @@ class Rollout:
         key/value rows leave the cache. Raises if a row is not running."""
         wanted = set(rows)
         if not wanted <= set(self.running):
-            raise ValueError(f"rows {sorted(wanted - set(self.running))} are not running")
+            raise OptionError(f"rows {sorted(wanted - set(self.running))} are not running")
         for g in self.running:
             if g not in wanted:
                 self.samples[g].finish = "pruned"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewardkit.data.formats import Message
+from rewardkit.errors import OptionError
 from rewardkit.infer.accounting import Compute, MeteredScorer, since
 from rewardkit.infer.best_of_n import Candidate, PromptLike, PromptResult, Round, prompt_tokens, run_batches
 from rewardkit.infer.sampler import Policy, Rollout, SamplingConfig
@@ -43,13 +44,13 @@ class SpeculativeConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha < 1.0:
-            raise ValueError(f"alpha must be in [0, 1), got {self.alpha}")
+            raise OptionError(f"alpha must be in [0, 1), got {self.alpha}")
         if (self.chunk is None) == (self.token_budget is None):
-            raise ValueError("give exactly one of chunk and token_budget")
+            raise OptionError("give exactly one of chunk and token_budget")
         if self.chunk is not None and self.chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {self.chunk}")
+            raise OptionError(f"chunk must be >= 1, got {self.chunk}")
         if self.token_budget is not None and self.token_budget < 1:
-            raise ValueError(f"token_budget must be >= 1, got {self.token_budget}")
+            raise OptionError(f"token_budget must be >= 1, got {self.token_budget}")
 
 
 def next_segment(cfg: SpeculativeConfig, *, running: int, context_length: int, remaining: int) -> int:
@@ -150,7 +151,7 @@ def speculative_rejection(
     has the same tokens as sample ``i`` of Best-of-``n`` with the same seed and prompt keys.
     """
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise OptionError(f"n must be >= 1, got {n}")
     return run_batches(policy, scorer, prompts, n=n, sampling=sampling, batch_fn=_speculative_batch(config),
                        prompts_per_batch=prompts_per_batch, prompt_keys=prompt_keys, progress=progress,
                        desc=f"speculative α={config.alpha:g}")

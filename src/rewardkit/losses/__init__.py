@@ -1,10 +1,10 @@
-"""Losses: small pure functions of rewards or log-probabilities, registered by name in :data:`LOSSES`."""
+"""Losses: small pure functions of typed rewards or log-probabilities, registered by name in :data:`LOSSES`."""
 
 from __future__ import annotations
 
-from rewardkit.losses.base import LOSSES, LossOutput
+from rewardkit.losses.base import LOSSES, LossOutput, LossSpec, PairRewards, PreferenceLogps, register_loss
 
-__all__ = ["LOSSES", "LossOutput"]
+__all__ = ["LOSSES", "LossOutput", "LossSpec", "PairRewards", "PreferenceLogps", "register_loss"]
 
 # Importing the modules registers their losses.
 from rewardkit.losses import preference as _preference  # noqa: F401

@@ -1,9 +1,12 @@
 """Where models run and in which precision: ``--device auto`` and ``--dtype auto``, decided here only.
 
-``auto`` device: CUDA if available, else Apple MPS, else CPU. ``auto`` dtype: bfloat16 where the device
-computes it natively (CUDA with bf16, or a CPU with AVX-512 BF16 / AMX), else float32 -- elsewhere bf16
-matmuls are emulated and hundreds of times slower. Every command takes ``--device`` and ``--dtype`` with
-these defaults and resolves them through :func:`resolve_device` and :func:`resolve_dtype`.
+``auto`` device: CUDA if available, else Apple MPS, else CPU. ``auto`` dtype for a model's weights:
+bfloat16 on a CUDA device with native bf16, else float32. CPUs keep float32 weights even where they have
+native bf16 (AVX-512 BF16 / AMX): bf16 weights move scores by ~1e-2, so a CPU score would no longer equal
+plain transformers' fp32 score; training on such CPUs still gets bf16 *autocast* (fp32 master weights)
+from ``--precision auto`` (:func:`resolve_precision`). Without native support bf16 matmuls are emulated
+and hundreds of times slower. Every command takes ``--device`` and ``--dtype`` with these defaults and
+resolves them here.
 """
 
 from __future__ import annotations
@@ -41,11 +44,12 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_dtype(spec: str | torch.dtype | None = "auto", device: str | torch.device | None = "auto") -> torch.dtype:
-    """``auto``/None -> bfloat16 where :func:`native_bf16`, else float32; or a name from :data:`DTYPES`."""
+    """``auto``/None -> bfloat16 on a CUDA device with native bf16, else float32; or a name from :data:`DTYPES`."""
     if isinstance(spec, torch.dtype):
         return spec
     if spec is None or spec == "auto":
-        return torch.bfloat16 if native_bf16(resolve_device(device)) else torch.float32
+        where = resolve_device(device)
+        return torch.bfloat16 if where.type == "cuda" and native_bf16(where) else torch.float32
     if spec not in DTYPES:
         raise ValueError(f"--dtype: unknown dtype {spec!r}; use one of {list(DTYPE_CHOICES)}")
     return DTYPES[spec]
@@ -53,3 +57,11 @@ def resolve_dtype(spec: str | torch.dtype | None = "auto", device: str | torch.d
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def resolve_precision(precision: str, device: str | torch.device | None = "auto") -> str:
+    """Training's mixed precision: ``auto`` -> ``bf16`` autocast where :func:`native_bf16` (CUDA with bf16,
+    CPUs with AVX-512 BF16 / AMX), else ``fp32``; ``bf16``/``fp32`` as given."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(resolve_device(device)) else "fp32"

@@ -1,12 +1,18 @@
-"""Scorers beyond the core reward model, and how an evaluation builds any scorer from its spec.
+"""Scorers beyond the core reward model, and the helpers an evaluation uses on any scorer.
 
-Registered in :data:`rewardkit.scoring.SCORERS` (lazily, so importing the registry loads no model):
+Every scorer is registered in :data:`rewardkit.scoring.SCORERS` (lazily, so importing the registry loads
+no model) and built one way, :func:`rewardkit.scoring.build_scorer` (``SCORERS[kind].from_spec(path,
+ScorerOptions)``):
 
 - ``rm:PATH`` (or a bare path) -- a rewardkit or any HF sequence-classification RM (core);
 - ``dpo:POLICY`` -- a DPO policy's implicit reward, with ``ref_model`` or reference-free
   (:mod:`rewardkit.scorers.implicit`);
 - ``judge:MODEL`` -- a generative judge reading the answer-token logits of an instruct LM
-  (:mod:`rewardkit.scorers.judge`);
+  (:mod:`rewardkit.scorers.judge`; pairwise);
+- ``direction:RM#name=w,...`` -- a direction over a multi-objective RM's objectives
+  (:mod:`rewardkit.scorers.direction`);
+- ``verifier`` / ``verifier:FILE`` -- programmatic checks (:mod:`rewardkit.scorers.verifier`);
+- ``hybrid:SPEC`` -- the verifier where an item is checkable, SPEC elsewhere (:mod:`rewardkit.scorers.hybrid`);
 - ``length`` -- a dummy scoring responses by their length (core; fast tests).
 
 Pointwise scorers have ``score(prompts, responses, conversational) -> ScoreOutput``; pairwise scorers
@@ -17,77 +23,21 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
-import torch
 
 from rewardkit.data.chat import PairEncoder
 from rewardkit.data.formats import Message
-from rewardkit.models.devices import DTYPES
-from rewardkit.scorers.lm import DEFAULT_LM_TOKENS, CachingTokenizer, model_fingerprint
+from rewardkit.scorers.lm import CachingTokenizer, model_fingerprint
 from rewardkit.scoring import (
-    DEFAULT_MAX_TOKENS,
     SCORERS,
     RewardModelScorer,
     ScoreOutput,
-    Scorer,
-    score_encoded,
+    ScorerOptions,
+    build_scorer,
+    is_pairwise,
+    parse_spec,
+    score_encoded_output,
 )
-
-
-@dataclass(frozen=True)
-class ScorerOptions:
-    """Settings every scorer of one evaluation shares. ``batch_tokens`` None means the scorer's default
-    (16,384 padded tokens for reward models, 2,048 for LM scorers, whose logits carry the vocabulary)."""
-
-    max_length: int | None = None
-    dtype: str = "float32"
-    device: str = "cpu"
-    batch_tokens: int | None = None
-    ref_model: str | None = None
-    ref_free: str | None = None
-    seed: int = 0
-    judge_both_orders: bool = True
-
-
-def parse_spec(spec: str) -> tuple[str, str]:
-    """``"kind:path"`` -> (kind, path) for a registered kind; a bare registered name -> (name, name);
-    anything else is a reward-model path (``rm``) -- the rule of :func:`rewardkit.scoring.load_scorer`."""
-    kind, sep, path = spec.partition(":")
-    if sep and kind in SCORERS:
-        return kind, path
-    if spec in SCORERS:
-        return spec, spec
-    return "rm", spec
-
-
-def build_scorer(spec: str, opts: ScorerOptions) -> Scorer:
-    """The scorer named by ``spec`` with the evaluation's settings."""
-    kind, path = parse_spec(spec)
-    factory = SCORERS.get(kind)
-    if kind == "rm":
-        scorer = factory(path, max_length=opts.max_length, max_tokens=opts.batch_tokens or DEFAULT_MAX_TOKENS,
-                         device=opts.device)
-        scorer.rm.model.to(DTYPES[opts.dtype])
-        return scorer
-    lm = {"max_length": opts.max_length, "max_tokens": opts.batch_tokens or DEFAULT_LM_TOKENS,
-          "dtype": opts.dtype, "device": opts.device}
-    if kind == "dpo":
-        return factory(path, ref_model=opts.ref_model, ref_free=opts.ref_free, **lm)
-    if kind == "judge":
-        return factory(path, seed=opts.seed, both_orders=opts.judge_both_orders, **lm)
-    # other registered scorers get the shared settings their constructor names
-    shared = {"max_length": opts.max_length, "max_tokens": opts.batch_tokens or DEFAULT_MAX_TOKENS,
-              "device": opts.device, "dtype": opts.dtype, "seed": opts.seed}
-    params = inspect.signature(factory).parameters
-    return factory(path, **{k: v for k, v in shared.items() if k in params})
-
-
-def is_pairwise(scorer: Any) -> bool:
-    """True for judges, which compare two responses instead of scoring one."""
-    return callable(getattr(scorer, "compare", None))
 
 
 def scorer_identity(scorer: Any, opts: ScorerOptions) -> dict[str, Any]:
@@ -126,9 +76,7 @@ class TokenizeOnceRM:
     def score(self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
               conversational: Sequence[bool], *, progress: Callable[[int], None] | None = None) -> ScoreOutput:
         encoded = [self.encoder.encode(p, r, c) for p, r, c in zip(prompts, responses, conversational, strict=True)]
-        with torch.inference_mode():
-            rewards = score_encoded(self.scorer.rm, encoded, max_tokens=self.scorer.max_tokens, progress=progress)
-        return ScoreOutput(rewards, np.array([e.truncated for e in encoded], dtype=bool))
+        return score_encoded_output(self.scorer.rm, encoded, max_tokens=self.scorer.max_tokens, progress=progress)
 
 
 def pointwise_function(scorer: Any) -> PointwiseFn:
@@ -149,4 +97,5 @@ def pointwise_function(scorer: Any) -> PointwiseFn:
     return fn
 
 
-__all__ = ["ScorerOptions", "build_scorer", "is_pairwise", "parse_spec", "pointwise_function", "scorer_identity"]
+__all__ = ["SCORERS", "ScoreOutput", "ScorerOptions", "build_scorer", "is_pairwise", "parse_spec", "pointwise_function",
+           "scorer_identity"]

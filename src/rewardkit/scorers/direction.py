@@ -16,12 +16,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-from rewardkit.data.collate import pad_sequences, token_budget_batches
 from rewardkit.data.formats import Message
+from rewardkit.errors import OptionError
 from rewardkit.models.reward_model import RewardModel, load_reward_model
-from rewardkit.scoring import DEFAULT_MAX_TOKENS, ScoreOutput
+from rewardkit.scoring import DEFAULT_MAX_TOKENS, ScoreOutput, ScorerOptions, score_encoded_output
 
 _ITEM = re.compile(r"^\s*([^=,\s]+)\s*=\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
@@ -32,9 +31,9 @@ def parse_direction(text: str) -> dict[str, float]:
     for part in text.split(","):
         m = _ITEM.match(part)
         if m is None:
-            raise ValueError(f"bad direction item {part!r}: expected NAME=NUMBER, e.g. helpfulness=0.9,verbosity=-0.4")
+            raise OptionError(f"bad direction item {part!r}: expected NAME=NUMBER, e.g. helpfulness=0.9,verbosity=-0.4")
         if m.group(1) in weights:
-            raise ValueError(f"objective {m.group(1)!r} is given twice in the direction")
+            raise OptionError(f"objective {m.group(1)!r} is given twice in the direction")
         weights[m.group(1)] = float(m.group(2))
     return weights
 
@@ -43,40 +42,24 @@ def unit_vector(weights: Mapping[str, float], objectives: Sequence[str]) -> np.n
     """The direction as a unit vector (k,) float64 over ``objectives`` (unnamed objectives get 0)."""
     unknown = sorted(set(weights) - set(objectives))
     if unknown:
-        raise ValueError(f"unknown objective(s) {unknown}; this reward model has {list(objectives)}")
+        raise OptionError(f"unknown objective(s) {unknown}; this reward model has {list(objectives)}")
     v = np.array([float(weights.get(name, 0.0)) for name in objectives], dtype=np.float64)
     norm = float(np.linalg.norm(v))
     if not np.isfinite(norm) or norm == 0.0:
-        raise ValueError("a direction needs at least one non-zero, finite weight")
+        raise OptionError("a direction needs at least one non-zero, finite weight")
     return v / norm
 
 
 def objective_names(rm: RewardModel) -> list[str]:
-    """The names of the RM's outputs: ``rewardkit.json`` objectives, else ``id2label``, else ``reward``."""
-    k = int(rm.model.config.num_labels)
-    names = rm.metadata.get("objectives")
-    if names:
-        if len(names) != k:
-            raise ValueError(f"{rm.name}: rewardkit.json names {len(names)} objectives but the model has {k} outputs")
-        return [str(n) for n in names]
-    if k == 1:
-        return ["reward"]
-    id2label = getattr(rm.model.config, "id2label", None) or {}
-    return [str(id2label.get(i, f"objective_{i}")) for i in range(k)]
+    """The names of the RM's outputs (its head's objectives: ``rewardkit.json``, else ``id2label``, else
+    ``reward`` for a one-output RM)."""
+    return rm.objectives
 
 
-@torch.inference_mode()
 def objective_scores(rm: RewardModel, encoded: Sequence[Any], *, max_tokens: int = DEFAULT_MAX_TOKENS) -> np.ndarray:
-    """All outputs (N, k) float32 of ``rm`` for encoded inputs, longest first in token-budget batches."""
-    device = next(rm.model.parameters()).device
-    k = int(rm.model.config.num_labels)
-    out = np.zeros((len(encoded), k), dtype=np.float32)
-    for idx in token_budget_batches([len(e.input_ids) for e in encoded], max_tokens, 256):
-        types = [encoded[i].token_type_ids or [] for i in idx]
-        batch = pad_sequences([encoded[i].input_ids for i in idx], types, rm.pad_token_id)
-        logits = rm.model(**{key: v.to(device) for key, v in batch.items()}).logits  # (B, k)
-        out[idx] = logits.float().cpu().numpy()
-    return out
+    """All outputs (N, k) float32 of ``rm`` for encoded inputs, through the one scoring path."""
+    out = score_encoded_output(rm, encoded, max_tokens=max_tokens)
+    return out.objectives if out.objectives is not None else out.rewards[:, None]
 
 
 class DirectionScorer:
@@ -85,14 +68,14 @@ class DirectionScorer:
 
     def __init__(
         self, path: str, *, direction: str | Mapping[str, float] | None = None, max_length: int | None = None,
-        max_tokens: int = DEFAULT_MAX_TOKENS, device: str = "cpu",
+        max_tokens: int = DEFAULT_MAX_TOKENS, device: str = "auto", dtype: str = "auto",
     ) -> None:
         if direction is None:
             path, sep, direction = path.rpartition("#")
             if not sep:
-                raise ValueError("a direction scorer needs a direction: direction:RM#name=w,... or direction=...")
+                raise OptionError("a direction scorer needs a direction: direction:RM#name=w,... or direction=...")
         weights = parse_direction(direction) if isinstance(direction, str) else dict(direction)
-        self.rm = load_reward_model(path, max_length=max_length, device=device)
+        self.rm = load_reward_model(path, max_length=max_length, device=device, dtype=dtype)
         self.objectives = objective_names(self.rm)
         self.vector = unit_vector(weights, self.objectives)
         self.max_tokens = max_tokens
@@ -100,13 +83,19 @@ class DirectionScorer:
         shown = ",".join(f"{n}={w:.3f}" for n, w in zip(self.objectives, self.vector, strict=True) if w)
         self.name = f"{path}#{shown}"
 
+    @classmethod
+    def from_spec(cls, path: str, opts: ScorerOptions) -> DirectionScorer:
+        """``direction:RM#name=w,...``, or ``direction:RM`` with ``opts.direction``."""
+        return cls(path, direction=opts.direction if "#" not in path else None, max_length=opts.max_length,
+                   max_tokens=opts.batch_tokens or DEFAULT_MAX_TOKENS, device=opts.device, dtype=opts.dtype)
+
     def objective_scores(
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
         conversational: Sequence[bool] | bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(scores (N, k) float32, truncated (N,) bool)`` over every objective."""
         if len(prompts) != len(responses):
-            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+            raise OptionError(f"{len(prompts)} prompts but {len(responses)} responses")
         flags = [conversational] * len(prompts) if isinstance(conversational, bool) else list(conversational)
         encoded = [self.rm.encoder.encode(p, r, c) for p, r, c in zip(prompts, responses, flags, strict=True)]
         self.tokens_read += sum(len(e.input_ids) for e in encoded)
@@ -119,4 +108,5 @@ class DirectionScorer:
     ) -> ScoreOutput:
         """Rewards (N,) float32 = the objective scores (N, k) times the unit direction (k,)."""
         scores, truncated = self.objective_scores(prompts, responses, conversational)
-        return ScoreOutput((scores.astype(np.float64) @ self.vector).astype(np.float32), truncated)
+        return ScoreOutput((scores.astype(np.float64) @ self.vector).astype(np.float32), truncated,
+                           scores, tuple(self.objectives))

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from rewardkit.data.formats import Message
-from rewardkit.verify.sandbox import SandboxLimits
+from rewardkit.errors import OptionError, UnsupportedError
 from rewardkit.scorers.verifier import VerifierScorer, response_text
-from rewardkit.scoring import DEFAULT_MAX_TOKENS, ScoreOutput, load_scorer
+from rewardkit.scoring import ScoreOutput, ScorerOptions, build_scorer, is_pairwise
+from rewardkit.verify.sandbox import SandboxLimits
 
 RM_SCALES = ("raw", "sigmoid")
 
@@ -34,17 +36,24 @@ class HybridScorer:
 
     def __init__(
         self, path: str, *, items: str | Path | Iterable[Mapping[str, Any]] | None = None,
-        sandbox: SandboxLimits | None = None, rm_scale: str = "raw", max_length: int | None = None,
-        max_tokens: int = DEFAULT_MAX_TOKENS, device: str = "cpu", rm: Any | None = None,
+        sandbox: SandboxLimits | None = None, rm_scale: str = "raw", rm: Any | None = None,
+        options: ScorerOptions | None = None,
     ) -> None:
+        """``path`` is any scorer spec for the unverifiable items, built with ``options`` (or pass ``rm``)."""
         if rm_scale not in RM_SCALES:
-            raise ValueError(f"rm_scale must be one of {RM_SCALES}, got {rm_scale!r}")
+            raise OptionError(f"rm_scale must be one of {RM_SCALES}, got {rm_scale!r}")
         self.verifier = VerifierScorer(items=items, sandbox=sandbox)
-        self.rm = rm if rm is not None else _load_rm(path, max_length=max_length, max_tokens=max_tokens, device=device)
+        self.rm = rm if rm is not None else build_scorer(path, options)
+        if is_pairwise(self.rm):
+            raise UnsupportedError(f"hybrid:{path}: a pairwise judge cannot score single responses")
         self.rm_scale = rm_scale
         self.name = f"hybrid(verifier, {getattr(self.rm, 'name', path)})"
         self.tokens_read = 0
         self.routes: list[str] = []
+
+    @classmethod
+    def from_spec(cls, path: str, opts: ScorerOptions) -> HybridScorer:
+        return cls(path, items=opts.items, sandbox=opts.sandbox, rm_scale=opts.rm_scale, options=opts)
 
     def score(
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
@@ -65,7 +74,7 @@ class HybridScorer:
             flags = [conversational] * len(prompts) if isinstance(conversational, bool) else list(conversational)
             out = self._score_rm([prompts[i] for i in learned], [responses[i] for i in learned],
                                  [flags[i] for i in learned])
-            rewards[learned] = out.rewards if self.rm_scale == "raw" else 1.0 / (1.0 + np.exp(-out.rewards))
+            rewards[learned] = out.rewards if self.rm_scale == "raw" else expit(out.rewards)
             truncated[learned] = out.truncated
         self.routes = ["verifier" if r is not None else "rm" for r in refs]
         return ScoreOutput(rewards, truncated)
@@ -81,15 +90,3 @@ class HybridScorer:
         out = self.rm.score(prompts, responses, flags)
         self.tokens_read += getattr(self.rm, "tokens_read", 0) - before
         return out
-
-
-def _load_rm(spec: str, *, max_length: int | None, max_tokens: int, device: str) -> Any:
-    """Any scorer spec; reward-model settings are passed to reward models only."""
-    from rewardkit.scorers import parse_spec
-
-    kind, _ = parse_spec(spec)
-    if kind == "rm":
-        return load_scorer(spec, max_length=max_length, max_tokens=max_tokens, device=device)
-    if kind == "direction":
-        return load_scorer(spec, max_length=max_length, device=device)
-    return load_scorer(spec)

@@ -28,9 +28,10 @@ import torch
 
 from rewardkit.data.chat import PairEncoder
 from rewardkit.data.formats import Message
+from rewardkit.errors import OptionError
 from rewardkit.models.causal_lm import load_causal_lm, response_mask_from_starts, right_pad, sequence_logps
 from rewardkit.scorers.lm import DEFAULT_LM_TOKENS, CachingTokenizer, model_fingerprint, sorted_batches
-from rewardkit.scoring import ScoreOutput
+from rewardkit.scoring import ScoreOutput, ScorerOptions
 
 MODES = ("ratio", "sum", "avg", "norm")
 DEFAULT_MAX_LENGTH = 2048
@@ -46,32 +47,37 @@ def reduce_logps(token_logps: torch.Tensor, mode: str) -> float:
         return float(token_logps.mean())
     if mode == "norm":
         return float(-torch.linalg.vector_norm(token_logps, ord=2))
-    raise ValueError(f"unknown implicit-reward mode {mode!r}; use one of {MODES}")
+    raise OptionError(f"unknown implicit-reward mode {mode!r}; use one of {MODES}")
 
 
 class ImplicitRewardScorer:
     """``dpo:POLICY`` -- the implicit reward of a DPO policy, against ``ref_model`` or reference-free."""
 
     def __init__(self, path: str, *, ref_model: str | None = None, ref_free: str | None = None,
-                 max_length: int | None = None, max_tokens: int = DEFAULT_LM_TOKENS, dtype: str = "float32",
-                 device: str = "cpu", **_: Any) -> None:
+                 max_length: int | None = None, max_tokens: int = DEFAULT_LM_TOKENS, dtype: str = "auto",
+                 device: str = "auto") -> None:
         if ref_model is None and ref_free is None:
-            raise ValueError("a DPO implicit reward needs a reference model (--ref-model) or a reference-free "
+            raise OptionError("a DPO implicit reward needs a reference model (--ref-model) or a reference-free "
                              "variant (--ref-free avg|sum|norm)")
         if ref_model is not None and ref_free is not None:
-            raise ValueError("give either --ref-model or --ref-free, not both")
+            raise OptionError("give either --ref-model or --ref-free, not both")
         self.mode = "ratio" if ref_model is not None else str(ref_free)
         if self.mode not in MODES:
-            raise ValueError(f"unknown --ref-free {ref_free!r}; use avg, sum or norm")
+            raise OptionError(f"unknown --ref-free {ref_free!r}; use avg, sum or norm")
         self.policy = load_causal_lm(path, dtype=dtype, device=device)
         self.ref = load_causal_lm(ref_model, dtype=dtype, device=device) if ref_model else None
         if self.ref is not None and self.ref.tokenizer.get_vocab() != self.policy.tokenizer.get_vocab():
-            raise ValueError(f"{ref_model}: the reference model's tokenizer differs from the policy's")
+            raise OptionError(f"{ref_model}: the reference model's tokenizer differs from the policy's")
         self.name = f"dpo:{path}" + (f" (ref {ref_model})" if ref_model else f" (ref-free {self.mode})")
         self.max_length = int(max_length or DEFAULT_MAX_LENGTH)
         self.max_tokens, self.dtype = max_tokens, dtype
         fmt = "chat" if self.policy.has_chat_template else "concat"
         self.encoder = PairEncoder(CachingTokenizer(self.policy.tokenizer), fmt, self.max_length)
+
+    @classmethod
+    def from_spec(cls, path: str, opts: ScorerOptions) -> ImplicitRewardScorer:
+        return cls(path, ref_model=opts.ref_model, ref_free=opts.ref_free, max_length=opts.max_length,
+                   max_tokens=opts.batch_tokens or DEFAULT_LM_TOKENS, dtype=opts.dtype, device=opts.device)
 
     def identity(self) -> dict[str, Any]:
         """Everything that changes a score (the score cache's namespace)."""

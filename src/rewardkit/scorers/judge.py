@@ -31,9 +31,10 @@ import torch
 
 from rewardkit.data.chat import render_plain
 from rewardkit.data.formats import Message
+from rewardkit.errors import OptionError
 from rewardkit.models.causal_lm import left_pad, load_causal_lm
 from rewardkit.scorers.lm import DEFAULT_LM_TOKENS, CachingTokenizer, model_fingerprint, sorted_batches
-from rewardkit.scoring import ScoreOutput
+from rewardkit.scoring import ScoreOutput, ScorerOptions
 
 TEMPLATE = (
     "You are judging two responses to the same conversation. Decide which response is better: more helpful, "
@@ -72,8 +73,7 @@ class GenerativeJudge:
     """``judge:MODEL`` -- pairwise preferences from an instruct LM's answer-token logits."""
 
     def __init__(self, path: str, *, max_length: int | None = None, max_tokens: int = DEFAULT_LM_TOKENS,
-                 dtype: str = "float32", device: str = "cpu", seed: int = 0, both_orders: bool = True,
-                 **_: Any) -> None:
+                 dtype: str = "auto", device: str = "auto", seed: int = 0, both_orders: bool = True) -> None:
         self.lm = load_causal_lm(path, dtype=dtype, device=device)
         self.tok = CachingTokenizer(self.lm.tokenizer)
         self.name = f"judge:{path}"
@@ -82,10 +82,15 @@ class GenerativeJudge:
         space = "" if self.lm.has_chat_template else " "
         self.answer_ids = tuple(self._single_token(space + c) for c in "AB")
 
+    @classmethod
+    def from_spec(cls, path: str, opts: ScorerOptions) -> GenerativeJudge:
+        return cls(path, max_length=opts.max_length, max_tokens=opts.batch_tokens or DEFAULT_LM_TOKENS,
+                   dtype=opts.dtype, device=opts.device, seed=opts.seed, both_orders=opts.judge_both_orders)
+
     def _single_token(self, text: str) -> int:
         ids = self.lm.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
-            raise ValueError(f"{self.name}: the answer {text!r} is {len(ids)} tokens; a judge needs one token each")
+            raise OptionError(f"{self.name}: the answer {text!r} is {len(ids)} tokens; a judge needs one token each")
         return int(ids[0])
 
     def identity(self) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-
 from rewardkit.data.collate import token_budget_batches
 
 DEFAULT_LM_TOKENS = 2048  # padded tokens per batch: the (B, T, vocab) logits dominate memory

@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.formats import Message
+from rewardkit.errors import InputError, OptionError
+from rewardkit.scoring import ScoreOutput, ScorerOptions
 from rewardkit.verify.math_answers import math_reward
 from rewardkit.verify.sandbox import SandboxLimits, check_python
 from rewardkit.verify.verifiers import Constraint, gold_reward
-from rewardkit.scoring import ScoreOutput
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def verify(response: str, ref: Reference, *, sandbox: SandboxLimits | None = Non
     if ref.tests:
         parts.append(check_python(response, ref.tests, limits=sandbox).reward)
     if not parts:
-        raise ValueError("a reference needs constraints, an answer or tests")
+        raise OptionError("a reference needs constraints, an answer or tests")
     return float(np.mean(parts))
 
 
@@ -88,7 +89,7 @@ def read_items(path: str | Path) -> list[dict[str, Any]]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+                    raise InputError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
     return rows
 
 
@@ -113,6 +114,11 @@ class VerifierScorer:
         for source in (path if path not in ("", "verifier") else None, items):
             if source is not None:
                 self.add_items(read_items(source) if isinstance(source, str | Path) else source)
+
+    @classmethod
+    def from_spec(cls, path: str, opts: ScorerOptions) -> VerifierScorer:
+        """``verifier`` checks against ``opts.items`` (the data or prompts file); ``verifier:FILE`` against FILE."""
+        return cls(path, items=opts.items if path in ("", "verifier") else None, sandbox=opts.sandbox)
 
     def add_items(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Register the references of ``rows`` (each with a ``prompt``); rows with nothing checkable are skipped."""

@@ -15,24 +15,59 @@ from typing import Any, Literal
 
 import yaml
 
+from rewardkit.errors import OptionError
+from rewardkit.losses import PairRewards
+from rewardkit.models.heads import HeadConfig
+
 
 def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-@dataclass
 class LossSection:
-    name: str = _f("bt", "registered loss name (see `rewardkit.losses.LOSSES`)")
-    center_coef: float = _f(0.0, "reward-centering weight c in c·(r_c + r_r)²; 0 disables")
-    use_margin: bool = _f(True, "use the data's optional `margin` column as the BT margin")
+    """``loss``: the registered loss's ``name`` and its own config dataclass (``options``), e.g.
+    ``LossSection(name="bt", center_coef=0.01)``. Settings are validated by that loss's config class;
+    attribute access reads them (``cfg.loss.center_coef``)."""
 
-    def __post_init__(self) -> None:
+    default_name = "bt"
+
+    def __init__(self, name: str | None = None, **options: Any) -> None:
         from rewardkit.losses import LOSSES
 
+        self.name = name or self.default_name
         if self.name not in LOSSES:
-            raise ValueError(f"loss.name: unknown loss {self.name!r}; known: {LOSSES.names()}")
-        if self.center_coef < 0:
-            raise ValueError(f"loss.center_coef must be >= 0, got {self.center_coef}")
+            raise OptionError(f"loss.name: unknown loss {self.name!r}; known: {LOSSES.names()}")
+        self.spec = LOSSES.get(self.name)
+        known = {f.name for f in dataclasses.fields(self.spec.config)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise OptionError(f"loss: unknown setting(s) {unknown} for loss {self.name!r}; known: {sorted(known)}")
+        self.options = self.spec.config(**options)
+
+    @classmethod
+    def field_hints(cls, raw: dict[str, Any] | None) -> dict[str, Any]:
+        """The settings this section accepts (``name`` plus the named loss's config fields), typed."""
+        from rewardkit.losses import LOSSES
+
+        name = (raw or {}).get("name") or cls.default_name
+        hints = {"name": str}
+        if name in LOSSES:
+            hints.update(_hints(LOSSES.get(name).config))
+        return hints
+
+    def __getattr__(self, item: str) -> Any:
+        if item in ("options", "spec", "name"):
+            raise AttributeError(item)
+        return getattr(self.options, item)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LossSection) and (self.name, self.options) == (other.name, other.options)
+
+    def __repr__(self) -> str:
+        return f"LossSection(name={self.name!r}, {self.options!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **dataclasses.asdict(self.options)}
 
 
 @dataclass
@@ -44,12 +79,13 @@ class LoraSection:
 
     def __post_init__(self) -> None:
         if self.r < 0:
-            raise ValueError(f"lora.r must be >= 0, got {self.r}")
+            raise OptionError(f"lora.r must be >= 0, got {self.r}")
 
 
 @dataclass
-class RewardTrainConfig:
-    """Bradley--Terry reward-model training."""
+class TrainConfig:
+    """What every ``rewardkit train`` job shares: data, model, output, optimisation, schedule, precision,
+    evaluation, logging, checkpoints and LoRA. Each job adds its own sections (``loss``, ``head``, ...)."""
 
     data: str = _f("", "training preference file (jsonl/json/parquet/datasets folder, any supported format)")
     model: str = _f("minilm", "backbone: alias (minilm, smollm2-135m), local path or hub name")
@@ -78,35 +114,76 @@ class RewardTrainConfig:
     save_total_limit: int = _f(2, "keep at most this many checkpoints")
     skip_invalid: bool = _f(False, "leave out records that fail validation (counted and listed) instead of stopping")
     resume: str | None = _f(None, "checkpoint folder to resume from, or 'latest' (in OUT/checkpoints)")
-    loss: LossSection = field(default_factory=LossSection, metadata={"help": "loss settings"})
+    device: str = _f("auto", "torch device: auto (cuda, else mps, else cpu), cpu, cuda; under accelerate/torchrun "
+                     "each process takes its own")
     lora: LoraSection = field(default_factory=LoraSection, metadata={"help": "LoRA settings"})
 
     def __post_init__(self) -> None:
-        if isinstance(self.loss, dict):
-            self.loss = LossSection(**self.loss)
         if isinstance(self.lora, dict):
             self.lora = LoraSection(**self.lora)
         positive = {"max_length": 8, "batch_size": 1, "grad_accum": 1, "logging_steps": 1, "save_total_limit": 1}
         for name, low in positive.items():
             if getattr(self, name) < low:
-                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+                raise OptionError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if self.epochs <= 0 and self.max_steps <= 0:
-            raise ValueError("set epochs > 0 or max_steps > 0")
+            raise OptionError("set epochs > 0 or max_steps > 0")
         if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise OptionError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise OptionError(f"lr must be > 0, got {self.lr}")
         for name in ("scheduler", "precision"):
             allowed = typing.get_args(_hints(type(self))[name])
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+                raise OptionError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+@dataclass
+class RewardTrainConfig(TrainConfig):
+    """Reward-model training (``rewardkit train rm``): a reward head on a backbone, a pairwise loss."""
+
+    loss: LossSection = field(default_factory=LossSection, metadata={"help": "loss settings"})
+    head: HeadConfig = field(default_factory=HeadConfig, metadata={"help": "reward head settings"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.loss, dict):
+            self.loss = LossSection(**self.loss)
+        if isinstance(self.head, dict):
+            self.head = HeadConfig.from_dict(self.head)
+        if self.loss.spec.inputs is not PairRewards:
+            raise OptionError(f"loss.name: {self.loss.name!r} is not a reward-model loss (it takes "
+                              f"{self.loss.spec.inputs.__name__}, not PairRewards)")
 
 
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def _is_section(hint: Any) -> bool:
+    """A nested section: a dataclass, or a class whose fields depend on its content (``field_hints``)."""
+    return dataclasses.is_dataclass(hint) or hasattr(hint, "field_hints")
+
+
+def _section_hints(section: type, raw: dict[str, Any] | None) -> dict[str, Any]:
+    return section.field_hints(raw) if hasattr(section, "field_hints") else _hints(section)
+
+
+def _coerce_section(raw: dict[str, Any], section: type, where: str) -> dict[str, Any]:
+    hints = _section_hints(section, raw)
+    unknown = sorted(set(raw) - set(hints))
+    if unknown:
+        raise OptionError(f"{where}: unknown setting(s) {unknown}; known: {sorted(hints)}")
+    return {k: _convert(v, hints[k], k) if isinstance(v, str) and hints[k] is not str else v
+            for k, v in raw.items()}
 
 
 def _convert(value: str, annotation: Any, key: str) -> Any:
@@ -119,16 +196,18 @@ def _convert(value: str, annotation: Any, key: str) -> Any:
         return _convert(value, args[0], key)
     if origin is Literal:
         return value
+    if origin is list:  # comma-separated: "a,b" -> ["a", "b"]; "0.5,0.5" -> [0.5, 0.5]
+        return [_convert(v.strip(), args[0], key) for v in value.split(",") if v.strip()]
     if annotation is bool:
         if value.lower() in ("1", "true", "yes", "on"):
             return True
         if value.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"--set {key}: expected true/false, got {value!r}")
+        raise OptionError(f"--set {key}: expected true/false, got {value!r}")
     try:
         return annotation(value) if annotation in (int, float, str) else value
     except ValueError:
-        raise ValueError(f"--set {key}: expected {annotation.__name__}, got {value!r}") from None
+        raise OptionError(f"--set {key}: expected {annotation.__name__}, got {value!r}") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str], cls: type) -> dict[str, Any]:
@@ -137,18 +216,19 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], cls: type) -> dic
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set expects key=value, got {item!r}")
+            raise OptionError(f"--set expects key=value, got {item!r}")
         section, dot, leaf = key.partition(".")
         hints = _hints(cls)
         if section not in hints:
-            raise ValueError(f"--set {key}: unknown setting; known: {sorted(hints)}")
-        if not dot and dataclasses.is_dataclass(hints[section]):
-            raise ValueError(f"--set {key}: '{section}' is a section; set one of its fields, e.g. "
-                             f"--set {section}.{dataclasses.fields(hints[section])[0].name}=...")
+            raise OptionError(f"--set {key}: unknown setting; known: {sorted(hints)}")
+        if not dot and _is_section(hints[section]):
+            first = next(iter(_section_hints(hints[section], None)))
+            raise OptionError(f"--set {key}: '{section}' is a section; set one of its fields, e.g. "
+                              f"--set {section}.{first}=...")
         if dot:
-            sub_hints = _hints(hints[section])
+            sub_hints = _section_hints(hints[section], out.get(section))
             if leaf not in sub_hints:
-                raise ValueError(f"--set {key}: unknown setting; known in {section}: {sorted(sub_hints)}")
+                raise OptionError(f"--set {key}: unknown setting; known in {section}: {sorted(sub_hints)}")
             out.setdefault(section, {})[leaf] = _convert(value, sub_hints[leaf], key)
         else:
             out[key] = _convert(value, hints[key], key)
@@ -162,7 +242,7 @@ def load_config(cls: type, yaml_path: str | None, values: dict[str, Any], overri
     if yaml_path:
         loaded = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8")) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{yaml_path}: expected a mapping of settings at the top level")
+            raise OptionError(f"{yaml_path}: expected a mapping of settings at the top level")
         raw.update(loaded)
         raw = _coerce(raw, cls, yaml_path)
     raw.update({k: v for k, v in values.items() if v is not None})
@@ -176,14 +256,14 @@ def _coerce(raw: dict[str, Any], cls: type, where: str) -> dict[str, Any]:
     hints = _hints(cls)
     unknown = sorted(set(raw) - set(hints))
     if unknown:
-        raise ValueError(f"{where}: unknown setting(s) {unknown}; known: {sorted(hints)}")
+        raise OptionError(f"{where}: unknown setting(s) {unknown}; known: {sorted(hints)}")
     out: dict[str, Any] = {}
     for key, value in raw.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint) and not isinstance(value, hint):
+        if _is_section(hint) and not isinstance(value, hint):
             if not isinstance(value, dict):
-                raise ValueError(f"{where}: '{key}' is a section; give it a mapping of its settings")
-            out[key] = _coerce(value, hint, f"{where}: {key}")
+                raise OptionError(f"{where}: '{key}' is a section; give it a mapping of its settings")
+            out[key] = _coerce_section(value, hint, f"{where}: {key}")
         elif isinstance(value, str) and hint is not str:
             out[key] = _convert(value, hint, key)
         else:

@@ -1,18 +1,13 @@
-"""``rewardkit train rm``: build data, model, optimizer and schedule, run the loop, save a standard RM."""
+"""``rewardkit train rm``: the reward-model job -- a reward head on a backbone, a pairwise loss."""
 
 from __future__ import annotations
 
-import math
-import platform
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from rewardkit import __version__
 from rewardkit.data.collate import MicroBatch, pad_sequences
 from rewardkit.data.dataset import (
     LoadedExamples,
@@ -21,15 +16,17 @@ from rewardkit.data.dataset import (
     tokenize_examples,
     truncation_stats,
 )
-from rewardkit.eval.stats import bootstrap_mean, pairwise_correct
-from rewardkit.losses import LOSSES
+from rewardkit.losses import LossOutput, PairRewards
 from rewardkit.models.reward_model import RewardModel, build_reward_model, save_reward_model
-from rewardkit.scoring import forward_rewards, score_token_ids
-from rewardkit.train.config import LoraSection, RewardTrainConfig
-from rewardkit.train.loop import LoopParts, LoopSettings, run_loop, steps_per_epoch
+from rewardkit.scoring import forward_head
+from rewardkit.stats import pairwise_summary
+from rewardkit.train.config import RewardTrainConfig
+from rewardkit.train.evaluation import score_on_all_ranks
+from rewardkit.train.job import Job, TrainResult, apply_lora, run_job
+from rewardkit.train.loop import StepLoss
 
-_TRAIN_COLUMNS = ["chosen_input_ids", "rejected_input_ids", "chosen_token_type_ids", "rejected_token_type_ids",
-                  "margin"]
+_SIDES = ("chosen", "rejected")
+_TRAIN_COLUMNS = [f"{side}_{col}" for col in ("input_ids", "token_type_ids", "response_start") for side in _SIDES]
 
 
 @dataclass(frozen=True)
@@ -45,160 +42,97 @@ class PreparedPairs:
                 **self.loaded.to_dict(), "truncation": truncation_stats(self.tokenized).to_dict()}
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    out_dir: Path
-    metadata: dict[str, Any]
-
-
 def prepare_pairs(path: str, loaded: LoadedExamples, rm: RewardModel) -> PreparedPairs:
     return PreparedPairs(path, loaded, tokenize_examples(loaded.dataset, rm.encoder))
 
 
-def resolve_precision(precision: str) -> str:
-    """``auto`` -> ``bf16`` on CUDA with bf16 or a CPU with native bf16 (AVX-512 BF16 / AMX), else ``fp32``.
-    (Without native support, bf16 matmuls on CPU are hundreds of times slower than fp32.)"""
-    if precision != "auto":
-        return precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
-        torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    return "bf16" if native else "fp32"
+def pair_rewards(model: Any, rows: dict[str, list[Any]], pad_id: int, device: torch.device, *,
+                 use_margin: bool) -> PairRewards:
+    """Chosen and rejected of ``rows`` in one forward, (2b, T) padded to the batch's longest -> the loss's
+    typed inputs (rewards (b,) float32 each, margins (b,) where the data has them)."""
+    b = len(rows["chosen_input_ids"])
+    ids = rows["chosen_input_ids"] + rows["rejected_input_ids"]
+    batch = pad_sequences(ids, rows["chosen_token_type_ids"] + rows["rejected_token_type_ids"], pad_id)
+    starts = torch.tensor(rows["chosen_response_start"] + rows["rejected_response_start"], device=device)
+    rewards = forward_head(model, {k: v.to(device) for k, v in batch.items()}, starts).reward.float()  # (2b,)
+    margin = None
+    if use_margin and any(m is not None for m in rows["margin"]):
+        margin = torch.tensor([m or 0.0 for m in rows["margin"]], dtype=torch.float32, device=device)
+    return PairRewards(rewards[:b], rewards[b:], margin)
 
 
-def build_accelerator(precision: str) -> Any:
-    """An ``Accelerator`` for this machine. Without a GPU it must be told ``cpu=True``, or under
-    ``torchrun`` each CPU process silently trains alone; that case is refused rather than run."""
-    import os
-
-    from accelerate import Accelerator
-
-    has_gpu = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not has_gpu)
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched > 1 and accelerator.num_processes != launched:
-        raise RuntimeError(f"launched as {launched} processes but accelerate set up {accelerator.num_processes}")
-    return accelerator
+def weighted_sums(out: LossOutput, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Metric sums of one micro-batch: the loss's own per-example metrics (and the loss) weighted by the
+    examples' weights (0 for fillers), plus ``examples``, their weighted count."""
+    with torch.no_grad():
+        sums = {name: (value.float() * weights).sum() for name, value in out.metrics.items()}
+        sums["loss"] = (out.per_example.detach().float() * weights).sum()
+        sums["examples"] = weights.sum()
+    return sums
 
 
-def apply_lora(model: Any, lora: LoraSection) -> Any:
-    from peft import LoraConfig, TaskType, get_peft_model
-
-    targets: str | list[str] = lora.target_modules
-    if targets != "all-linear":
-        targets = [t.strip() for t in targets.split(",") if t.strip()]
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=targets)
-    return get_peft_model(model, config)
-
-
-def make_step_loss(model: Any, columns: Any, pad_id: int, cfg: RewardTrainConfig) -> Callable[..., Any]:
-    """The micro-batch loss: chosen and rejected in one forward, (2b, T) padded to the batch's longest."""
-    loss_fn = LOSSES.get(cfg.loss.name)
+def make_step_loss(model: Any, columns: Any, pad_id: int, cfg: RewardTrainConfig) -> StepLoss:
+    """The micro-batch loss of the ``pairs`` stream."""
+    loss = cfg.loss.spec
     device = next(model.parameters()).device
 
-    def step_loss(mb: MicroBatch, scale: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def step_loss(micro: dict[str, MicroBatch], scales: dict[str, float]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        mb = micro["pairs"]
         rows = columns[mb.indices]
-        b = len(mb.indices)
-        ids = rows["chosen_input_ids"] + rows["rejected_input_ids"]
-        batch = pad_sequences(ids, rows["chosen_token_type_ids"] + rows["rejected_token_type_ids"], pad_id)
-        rewards = forward_rewards(model, {k: v.to(device) for k, v in batch.items()}).float()  # (2b,)
-        chosen, rejected = rewards[:b], rewards[b:]
-        margin = None
-        if cfg.loss.use_margin and any(m is not None for m in rows["margin"]):
-            margin = torch.tensor([m or 0.0 for m in rows["margin"]], dtype=torch.float32, device=device)
-        out = loss_fn(chosen, rejected, margin=margin, center_coef=cfg.loss.center_coef)
+        inputs = pair_rewards(model, rows, pad_id, device, use_margin=getattr(cfg.loss.options, "use_margin", False))
+        out = loss(inputs, cfg.loss.options)
         w = torch.tensor(mb.weights, dtype=torch.float32, device=device)
-        with torch.no_grad():
-            gap = (chosen - rejected).detach()
-            real = float(sum(len(s) for s in ids))
-            sums = {"loss": (out.per_example.detach() * w).sum(), "accuracy": ((gap > 0).float() * w).sum(),
-                    "margin": (gap * w).sum(), "pairs": w.sum(),
-                    "padding": torch.tensor(1.0 - real / batch["input_ids"].numel()) * w.sum()}
-        return (out.per_example * w).sum() * scale, sums
+        sums = weighted_sums(out, w)
+        real = float(sum(len(s) for s in rows["chosen_input_ids"] + rows["rejected_input_ids"]))
+        width = max(len(s) for s in rows["chosen_input_ids"] + rows["rejected_input_ids"])
+        sums["padding"] = torch.tensor(1.0 - real / (2 * len(mb.indices) * width)) * w.sum()
+        return (out.per_example * w).sum() * scales["pairs"], sums
 
     return step_loss
 
 
-def evaluate_pairs(model: Any, pad_id: int, tokenized: Any, *, max_tokens: int, seed: int = 0) -> dict[str, float]:
-    """Pairwise accuracy (95% bootstrap interval) and mean margin of ``model`` on tokenized pairs."""
-    cols = tokenized.select_columns(_TRAIN_COLUMNS[:4])[:]  # dict of lists
+def evaluate_pairs(accelerator: Any, model: Any, pad_id: int, tokenized: Any, *, max_tokens: int,
+                   seed: int = 0) -> dict[str, float]:
+    """Pairwise accuracy (95% bootstrap interval) and mean margin of ``model`` on tokenized pairs; every
+    rank scores its shard and gets the same numbers (:func:`rewardkit.stats.pairwise_summary`)."""
+    cols = tokenized.select_columns(_TRAIN_COLUMNS)[:]  # dict of lists
     n = len(tokenized)
-    ids = cols["chosen_input_ids"] + cols["rejected_input_ids"]
-    types = cols["chosen_token_type_ids"] + cols["rejected_token_type_ids"]
-    scores = score_token_ids(model, pad_id, ids, types, max_tokens=max_tokens)
-    chosen, rejected = scores[:n], scores[n:]
-    acc = bootstrap_mean(pairwise_correct(chosen, rejected), seed=seed)
-    return {"accuracy": acc.value, "accuracy_ci95_low": acc.low, "accuracy_ci95_high": acc.high,
-            "margin": float(np.mean(chosen - rejected)), "pairs": float(n)}
+    scores = score_on_all_ranks(
+        accelerator, model, pad_id, cols["chosen_input_ids"] + cols["rejected_input_ids"],
+        cols["chosen_token_type_ids"] + cols["rejected_token_type_ids"],
+        cols["chosen_response_start"] + cols["rejected_response_start"], max_tokens=max_tokens)
+    return pairwise_summary(scores[:n], scores[n:], seed=seed)
 
 
-def train_reward_model(cfg: RewardTrainConfig) -> TrainResult:
-    """Train a Bradley--Terry reward model as configured and save it to ``cfg.out``."""
-    from accelerate.utils import set_seed
-    from transformers import get_scheduler
-
-    precision = resolve_precision(cfg.precision)
-    accelerator = build_accelerator(precision)
-    with accelerator.main_process_first():  # validate the data before spending time on the model
+def build_rm_job(cfg: RewardTrainConfig, accelerator: Any) -> Job:
+    """Data (validated before the model is built), the reward model (+ LoRA), the loss and the evaluation."""
+    with accelerator.main_process_first():
         train_rows = load_examples(cfg.data, kind="preference", skip_invalid=cfg.skip_invalid)
         eval_rows = load_examples(cfg.eval_data, kind="preference", skip_invalid=cfg.skip_invalid) \
             if cfg.eval_data else None
-    if len(train_rows.dataset) == 0:
-        raise ValueError(f"{cfg.data}: no valid preference pairs to train on")
-    set_seed(cfg.seed)
-    rm = build_reward_model(cfg.model, max_length=cfg.max_length)
+    rm = build_reward_model(cfg.model, max_length=cfg.max_length, head=cfg.head)
     if cfg.lora.r:
         rm.model = apply_lora(rm.model, cfg.lora)
     with accelerator.main_process_first():
         train = prepare_pairs(cfg.data, train_rows, rm)
         held_out = prepare_pairs(cfg.eval_data, eval_rows, rm) if cfg.eval_data and eval_rows else None
-    global_batch = cfg.batch_size * accelerator.num_processes * cfg.grad_accum
-    per_epoch = steps_per_epoch(len(train.tokenized), global_batch)
-    total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * per_epoch))
-    params = [p for p in rm.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-    scheduler = get_scheduler("constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler, optimizer,
-                              num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
-    model, optimizer = accelerator.prepare(rm.model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)  # not prepare(): that would step it once per process
-    columns = train.tokenized.select_columns(_TRAIN_COLUMNS)
-    evaluate = None
-    if held_out is not None:
-        def evaluate() -> dict[str, float]:
-            return evaluate_pairs(accelerator.unwrap_model(model), rm.pad_token_id, held_out.tokenized,
-                                  max_tokens=cfg.eval_batch_tokens)
-    out = Path(cfg.out)
-    if accelerator.is_main_process:  # the exact settings, reusable with --config (e.g. to --resume)
-        import yaml
+    columns = train.tokenized.select_columns([*_TRAIN_COLUMNS, "margin"])
 
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    parts = LoopParts(accelerator, model, optimizer, scheduler, list(train.tokenized["length"]),
-                      make_step_loss(model, columns, rm.pad_token_id, cfg), evaluate, out)
-    settings = LoopSettings(global_batch, cfg.grad_accum, total, cfg.seed, cfg.group_by_length, cfg.max_grad_norm,
-                            cfg.logging_steps, cfg.eval_steps, cfg.save_steps, cfg.save_total_limit, cfg.resume)
-    result = run_loop(parts, settings)
-    metadata = {
-        "rewardkit_version": __version__, "backbone": cfg.model, "config": cfg.to_dict(),
-        "data": train.summary(), "eval_data": held_out.summary() if held_out else None,
-        "metrics": {"eval": result.final_eval, "train_last": result.history[-1] if result.history else {}},
-        "training": {"steps": result.steps, "pairs_seen": result.pairs_seen, "seconds": result.train_seconds,
-                     "pairs_per_s": result.pairs_seen / max(result.train_seconds, 1e-9),
-                     "processes": accelerator.num_processes, "precision": precision, "global_batch": global_batch},
-        "versions": {"torch": torch.__version__, "transformers": _version("transformers"),
-                     "python": platform.python_version()},
-    }
-    if accelerator.is_main_process:
-        rm.model = accelerator.unwrap_model(model)
+    def make_evaluate(model: Any) -> Any:
+        assert held_out is not None
+        return lambda: evaluate_pairs(accelerator, model, rm.pad_token_id, held_out.tokenized,
+                                      max_tokens=cfg.eval_batch_tokens)
+
+    def save(net: Any, out: Path, metadata: dict[str, Any]) -> None:
+        rm.net = net
         save_reward_model(rm, out, metadata)
-    accelerator.wait_for_everyone()
-    return TrainResult(out, metadata)
+
+    return Job("rm", rm.net, {"pairs": list(train.tokenized["length"])},
+               lambda model: make_step_loss(model, columns, rm.pad_token_id, cfg),
+               make_evaluate if held_out is not None else None, save,
+               {"data": train.summary(), "eval_data": held_out.summary() if held_out else None}, unit="pairs")
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
+def train_reward_model(cfg: RewardTrainConfig) -> TrainResult:
+    """Train a reward model as configured and save it to ``cfg.out``."""
+    return run_job(cfg, build_rm_job)

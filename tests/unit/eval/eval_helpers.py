@@ -20,9 +20,13 @@ class TableScorer:
 
     calls: ClassVar[list[int]] = []
 
-    def __init__(self, path: str, **_: Any) -> None:
+    def __init__(self, path: str) -> None:
         self.name = f"table:{Path(path).parent.name}"
         self.table = {k.strip(): float(v) for k, v in json.loads(Path(path).read_text()).items()}
+
+    @classmethod
+    def from_spec(cls, path: str, opts: Any) -> TableScorer:
+        return cls(path)
 
     def score(self, prompts: Sequence[Any], responses: Sequence[Any], conversational: Any = True) -> ScoreOutput:
         TableScorer.calls.append(len(responses))

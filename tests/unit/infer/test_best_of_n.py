@@ -14,7 +14,7 @@ from rewardkit.infer.best_of_n import Candidate, best_candidate, best_of_n
 from rewardkit.infer.sampler import Policy, SamplingConfig
 from rewardkit.scorers.hybrid import HybridScorer
 from rewardkit.scorers.verifier import VerifierScorer
-from rewardkit.scoring import load_scorer
+from rewardkit.scoring import build_scorer
 from tiny_models import tiny_bert
 
 PROMPTS = ["Say something nice.", [{"role": "user", "content": "What is 2 + 2?"}]]
@@ -30,7 +30,7 @@ def rm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_best_is_the_highest_scoring_candidate(policy: Policy) -> None:
-    results = best_of_n(policy, load_scorer("length"), PROMPTS, n=4, sampling=CFG)
+    results = best_of_n(policy, build_scorer("length"), PROMPTS, n=4, sampling=CFG)
     assert [r.prompt_index for r in results] == [0, 1]
     for r in results:
         assert len(r.candidates) == 4
@@ -44,7 +44,7 @@ def test_best_is_the_highest_scoring_candidate(policy: Policy) -> None:
 def test_samples_are_nested_across_n_and_batching(policy: Policy) -> None:
     """Per-sample seeding: Best-of-2's samples are the first two of Best-of-4's, with one prompt per batch
     or both prompts in one left-padded batch."""
-    scorer = load_scorer("length")
+    scorer = build_scorer("length")
     four = best_of_n(policy, scorer, PROMPTS, n=4, sampling=CFG)
     two = best_of_n(policy, scorer, PROMPTS, n=2, sampling=CFG, prompts_per_batch=2)
     for a, b in zip(four, two, strict=True):
@@ -57,7 +57,7 @@ def test_ties_go_to_the_lower_index_and_nan_loses() -> None:
 
 
 def test_reward_model_scorer_counts_its_tokens(policy: Policy, rm_path: Path) -> None:
-    scorer = load_scorer(str(rm_path))
+    scorer = build_scorer(str(rm_path))
     results = best_of_n(policy, scorer, PROMPTS[:1], n=3, sampling=CFG)
     r = results[0]
     encoded = scorer.encode([[{"role": "user", "content": PROMPTS[0]}]] * 3,  # type: ignore[attr-defined]
@@ -83,7 +83,7 @@ def test_accounting_totals() -> None:
     a = Compute(generated_tokens=3, scorer_calls=1, wall_s=0.5)
     b = Compute(generated_tokens=4, scorer_tokens=10, wall_s=0.25)
     assert total([a, b]) == Compute(generated_tokens=7, scorer_calls=1, scorer_tokens=10, wall_s=0.75)
-    meter = MeteredScorer(load_scorer("length"))
+    meter = MeteredScorer(build_scorer("length"))
     assert meter.score([{"role": "user", "content": "x"}], ["ab", "abc"]).tolist() == [2.0, 3.0]
     assert (meter.calls, meter.items, meter.tokens) == (1, 2, 0)
 
@@ -122,5 +122,21 @@ def test_cli_errors_are_one_line(lm_path: Path, tmp_path: Path, capsys: pytest.C
     assert main([*args, "--prompts", str(bad)]) == 2
     assert "bad.jsonl:1: prompt" in capsys.readouterr().err
     good = _prompts_file(tmp_path)
-    assert main([*args, "--prompts", str(good), "--method", "speculative"]) == 2
-    assert "--alpha" in capsys.readouterr().err
+    assert main([*args, "--prompts", str(good), "--method", "speculative", "--alpha", "1.5"]) == 2
+    assert "alpha" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_library_and_command_line_defaults_agree() -> None:
+    """One default per setting: what the command line samples equals what Python samples."""
+    from rewardkit.cli import build_parser
+    from rewardkit.infer.generate import GenerateConfig
+    from rewardkit.infer.sampler import SamplingConfig
+
+    args = build_parser().parse_args(["generate", "--policy", "p", "--reward", "r", "--prompts", "x", "--out", "o"])
+    lib, sampling = GenerateConfig(policy="p", reward="r", prompts="x", out="o"), SamplingConfig()
+    for name in ("n", "alpha", "chunk", "prompts_per_batch", "dtype", "device", "method"):
+        assert getattr(args, name) == getattr(lib, name), name
+    for name in ("max_new_tokens", "temperature", "top_p", "top_k", "seed"):
+        assert getattr(args, name) == getattr(sampling, name), name
+    assert (lib.alpha, sampling.top_k) == (0.5, 50)  # the Speculative Rejection code's defaults

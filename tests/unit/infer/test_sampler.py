@@ -78,7 +78,7 @@ def test_greedy_is_argmax_and_sampling_rows_are_independent() -> None:
 def test_sampled_frequencies_follow_next_token_probs(cfg: SamplingConfig) -> None:
     logits = torch.tensor([[0.1, 0.2, 0.7, 0.0]]).clamp(min=1e-9).log()
     expected = next_token_probs(logits, cfg)[0]
-    if cfg.top_k:
+    if cfg.top_k == 2:
         expected = torch.tensor([0.0, 2 / 9, 7 / 9, 0.0])  # top-2 of (0.1, 0.2, 0.7), renormalised
     gen = [torch.Generator().manual_seed(0)]
     draws = torch.cat([sample_tokens(logits, cfg, gen) for _ in range(4000)])

@@ -13,7 +13,7 @@ from rewardkit.cli import main
 from rewardkit.infer.best_of_n import best_of_n
 from rewardkit.infer.sampler import Policy, SamplingConfig
 from rewardkit.infer.speculative import SpeculativeConfig, next_segment, speculative_rejection, survivors
-from rewardkit.scoring import load_scorer
+from rewardkit.scoring import build_scorer
 
 PROMPTS = ["Tell me a story.", [{"role": "user", "content": "Name three colours."}]]
 CFG = SamplingConfig(max_new_tokens=16, temperature=1.0, seed=5)
@@ -55,7 +55,7 @@ def test_config_checks(bad: dict[str, float]) -> None:
 
 
 def test_alpha_zero_is_best_of_n(policy: Policy) -> None:
-    scorer = load_scorer("length")
+    scorer = build_scorer("length")
     bon = best_of_n(policy, scorer, PROMPTS, n=6, sampling=CFG)
     spr = speculative_rejection(policy, scorer, PROMPTS, n=6, config=SpeculativeConfig(0.0, chunk=4), sampling=CFG)
     for a, b in zip(bon, spr, strict=True):
@@ -68,7 +68,7 @@ def test_alpha_zero_is_best_of_n(policy: Policy) -> None:
 def test_pruning_saves_tokens_and_survivors_are_bon_samples(policy: Policy) -> None:
     """Survivors continue with their own KV rows and generators, so every finished response equals the
     same sample of Best-of-N; the pool shrinks by the ⌈(1 − α)·pool⌉ rule."""
-    scorer = load_scorer("length")
+    scorer = build_scorer("length")
     n, alpha = 8, 0.5
     bon = best_of_n(policy, scorer, PROMPTS, n=n, sampling=CFG)
     spr = speculative_rejection(policy, scorer, PROMPTS, n=n, config=SpeculativeConfig(alpha, chunk=4), sampling=CFG)
@@ -83,7 +83,7 @@ def test_pruning_saves_tokens_and_survivors_are_bon_samples(policy: Policy) -> N
 
 
 def test_pools_are_per_prompt_when_prompts_share_a_batch(policy: Policy) -> None:
-    scorer = load_scorer("length")
+    scorer = build_scorer("length")
     cfg = SpeculativeConfig(0.5, chunk=4)
     alone = speculative_rejection(policy, scorer, PROMPTS, n=4, config=cfg, sampling=CFG)
     shared = speculative_rejection(policy, scorer, PROMPTS, n=4, config=cfg, sampling=CFG, prompts_per_batch=2)
@@ -95,7 +95,7 @@ def test_pools_are_per_prompt_when_prompts_share_a_batch(policy: Policy) -> None
 def test_token_budget_mode(policy: Policy) -> None:
     prompt_len = len(policy.encode_prompt(PROMPTS[0]))
     cfg = SpeculativeConfig(0.5, chunk=None, token_budget=4 * (prompt_len + 3))
-    r = speculative_rejection(policy, load_scorer("length"), PROMPTS[:1], n=4, config=cfg, sampling=CFG)[0]
+    r = speculative_rejection(policy, build_scorer("length"), PROMPTS[:1], n=4, config=cfg, sampling=CFG)[0]
     assert r.rounds[0].generated == 3  # the first decision comes when 4 rows × context fill the budget
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rewardkit.scorers.direction import DirectionScorer, parse_direction, unit_vector
-from rewardkit.scoring import load_scorer
+from rewardkit.scoring import build_scorer
 from tiny_models import tiny_bert
 
 OBJECTIVES = ["helpfulness", "correctness", "verbosity"]
@@ -75,12 +75,12 @@ def test_rewards_are_the_projection_of_all_outputs(tmp_path: Path) -> None:
 
 def test_spec_with_direction_and_single_output(tmp_path: Path) -> None:
     path = multi_rm(tmp_path / "rm")
-    scorer = load_scorer(f"direction:{path}#correctness=2")
+    scorer = build_scorer(f"direction:{path}#correctness=2")
     np.testing.assert_allclose(scorer.vector, [0.0, 1.0, 0.0])  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="needs a direction"):
-        load_scorer(f"direction:{path}")
+        build_scorer(f"direction:{path}")
     single = DirectionScorer(str(tiny_bert(tmp_path / "one")), direction={"reward": 3.0})
-    rm = load_scorer(str(tmp_path / "one"))
+    rm = build_scorer(str(tmp_path / "one"))
     p, r = [[{"role": "user", "content": "x"}]], [[{"role": "assistant", "content": "y"}]]
     assert single.score(p, r).rewards[0] == pytest.approx(float(rm.score(p, r).rewards[0]), rel=1e-5)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rewardkit.scorers.hybrid import HybridScorer
-from rewardkit.scoring import load_scorer
+from rewardkit.scoring import ScorerOptions, build_scorer
 from tiny_models import tiny_bert
 
 ITEMS = [{"prompt": "Count to three.", "answer": "3"},
@@ -42,8 +42,8 @@ def test_sigmoid_scale_and_validation() -> None:
 
 def test_reward_model_part_counts_tokens_and_matches_the_rm(tmp_path: Path) -> None:
     rm_path = tiny_bert(tmp_path / "rm")
-    scorer = load_scorer(f"hybrid:{rm_path}", items=ITEMS)
-    rm = load_scorer(str(rm_path))
+    scorer = build_scorer(f"hybrid:{rm_path}", ScorerOptions(items=ITEMS))
+    rm = build_scorer(str(rm_path))
     prompts, responses = [user("Other."), user("Count to three.")], [reply("some answer"), reply("3")]
     out = scorer.score(prompts, responses)
     direct = rm.score(prompts[:1], responses[:1]).rewards

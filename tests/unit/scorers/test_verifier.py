@@ -10,7 +10,8 @@ import pytest
 
 from rewardkit.verify.verifiers import Constraint
 from rewardkit.scorers.verifier import Reference, VerifierScorer, prompt_key, verify
-from rewardkit.scoring import SCORERS, load_scorer
+from rewardkit.errors import InputError
+from rewardkit.scoring import SCORERS, build_scorer
 
 ROWS = [
     {"prompt": [{"role": "user", "content": "Describe a cat."}],
@@ -47,7 +48,7 @@ def test_each_kind_and_the_mean() -> None:
 def test_scorer_matches_by_prompt_and_refuses_unknown(tmp_path: Path) -> None:
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
-    scorer = load_scorer(f"verifier:{items}")
+    scorer = build_scorer(f"verifier:{items}")
     assert len(scorer) == 4  # type: ignore[arg-type]
     prompts = [ROWS[0]["prompt"], [{"role": "user", "content": ROWS[1]["prompt"]}], [{"role": "user", "content": "Write sq(x)."}]]
     out = scorer.score(prompts, [reply("tiny cat"), reply("answer: 0.5"), reply("def sq(x): return x*x")])
@@ -69,5 +70,5 @@ def test_items_in_python_and_keys() -> None:
 def test_bad_items_file_names_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x", "answer": 1}\n{oops\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2"):
+    with pytest.raises(InputError, match=r"bad\.jsonl:2"):
         VerifierScorer(str(bad))

@@ -27,7 +27,10 @@ def test_defaults_are_valid() -> None:
 
 
 def test_every_field_has_a_help_string() -> None:
-    for cls in (RewardTrainConfig, LossSection, LoraSection):
+    from rewardkit.losses.preference import BTConfig
+    from rewardkit.models.heads import HeadConfig
+
+    for cls in (RewardTrainConfig, BTConfig, LoraSection, HeadConfig):
         for f in dataclasses.fields(cls):
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name}"
 

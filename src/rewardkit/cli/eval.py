@@ -1,6 +1,6 @@
 """``rewardkit eval``: benchmark one or more scorers exactly by a benchmark's published rules.
 
-Plugged into the main parser through ``rewardkit.cli.PLUGGED_COMMANDS``.
+Plugged into the main parser through ``rewardkit.cli.main.COMMANDS``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+from rewardkit.cli.common import add_device_options
 
 HELP = ("benchmark reward models by the published rules of RewardBench v1/v2, RMB and RM-Bench (or any "
         "preference file), with 95%% intervals, trivial baselines, length bias, calibration and an HTML report")
@@ -42,11 +44,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--split", default=None, help="split of a hub dataset (default: the benchmark's published one)")
     p.add_argument("--max-length", type=int, default=None, help="max tokens per input (default: the model's own, "
                    "from rewardkit.json or its tokenizer; always written to results.json)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="model dtype")
     p.add_argument("--batch-tokens", type=int, default=None,
                    help="padded-token budget per batch (default 16384 for RMs, 2048 for LM scorers); scores do "
                    "not depend on it")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    add_device_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of any random choice")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--cache", default=None, metavar="DIR",

@@ -1,0 +1,84 @@
+"""``rewardkit data check | convert | synth``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rewardkit.cli.common import EXIT_BAD_INPUT, command
+
+
+def add_commands(sub: Any) -> None:
+    data = sub.add_parser("data", help="check, convert and synthesize preference data")
+    dsub = data.add_subparsers(title="data commands", metavar="COMMAND")
+    p = command(dsub, "check", "validate a preference file: counts by format, every bad record (file:line: field: "
+                 "problem), token lengths and how many pairs MAX_LENGTH would truncate", _run_check)
+    p.add_argument("file", help="jsonl / json / parquet (optionally .gz) or a datasets folder")
+    p.add_argument("--tokenizer", default="minilm", help="backbone whose tokenizer measures lengths ('none' to skip)")
+    p.add_argument("--max-length", type=int, default=512, help="max tokens per (prompt, response)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p = command(dsub, "convert", "convert any supported format to canonical TRL-style jsonl (conversational rows as "
+                 "messages, plain rows as strings; margin and every other field kept)", _run_convert)
+    p.add_argument("input", help="input file or datasets folder")
+    p.add_argument("output", help="output .jsonl")
+    p = command(dsub, "synth", "generate verifiable preference data with gold rewards (prompts with checkable "
+                 "instructions, responses from an instruct model plus controlled edits)", _run_synth)
+    p.add_argument("--task", default="ifeval-lite", help="synthetic task name")
+    p.add_argument("--n", type=int, default=40, help="number of prompts")
+    p.add_argument("--out", required=True, help="output folder (train.jsonl, test.jsonl, candidates.jsonl, manifest.json)")
+    p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--model", default="smollm2-135m", help="instruct model that writes the responses")
+    p.add_argument("--samples-per-prompt", type=int, default=4, help="sampled responses per prompt (before edits)")
+    p.add_argument("--max-new-tokens", type=int, default=96, help="max new tokens per sampled response")
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from rewardkit.data.check import check_file
+
+    tokenizer = None if args.tokenizer.lower() == "none" else args.tokenizer
+    report = check_file(args.file, tokenizer=tokenizer, max_length=args.max_length)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_check(report.to_dict())
+    return 0 if report.ok else EXIT_BAD_INPUT
+
+
+def _print_check(r: dict[str, Any]) -> None:
+    print(f"{r['path']}: {r['records']} records, {r['valid']} valid, {r['invalid']} invalid")
+    for fmt, n in sorted(r["formats"].items()):
+        print(f"  format {fmt}: {n}")
+    for e in r["errors"]:
+        print(f"  error: {e}", file=sys.stderr)
+    if r["invalid"] > len(r["errors"]):
+        print(f"  ... and {r['invalid'] - len(r['errors'])} more errors", file=sys.stderr)
+    if r["token_lengths"]:
+        t = r["token_lengths"]
+        print(f"  tokens per sequence ({r['tokenizer']}): mean {t['mean']:.0f}, p50 {t['p50']:.0f}, "
+              f"p90 {t['p90']:.0f}, p99 {t['p99']:.0f}, max {t['max']}")
+        tr = r["truncation"]
+        print(f"  max length {r['max_length']}: {tr['pairs_truncated']} records would be truncated "
+              f"({tr['truncated_sequences']} of {tr['sequences']} sequences; {tr['response_cut_sequences']} with "
+              f"the response cut); nothing is dropped")
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from rewardkit.data.convert import convert_file
+
+    result = convert_file(args.input, args.output)
+    print(f"wrote {result.written} records to {args.output} (formats: {result.formats})")
+    return 0
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rewardkit.synth import synthesize
+
+    result = synthesize(task=args.task, n_prompts=args.n, out_dir=Path(args.out), seed=args.seed, model=args.model,
+                        samples_per_prompt=args.samples_per_prompt, max_new_tokens=args.max_new_tokens)
+    print(result)
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,109 @@
+"""The ``rewardkit`` command line: one subcommand per job, each a thin call into the library.
+
+Exit codes: 0 success; 2 bad input or usage (:class:`rewardkit.errors.InputError`: the message names the
+file, line and field); 1 anything else -- a bug in rewardkit, shown with its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from rewardkit.cli.common import EXIT_BAD_INPUT, EXIT_BUG
+
+EPILOG = """examples:
+  rewardkit quickstart --out runs/quickstart
+  rewardkit data check prefs.jsonl --tokenizer minilm --max-length 512
+  rewardkit data convert hh.jsonl.gz prefs.jsonl
+  rewardkit data synth --task ifeval-lite --n 40 --out data/ifeval
+  rewardkit train rm --data prefs.jsonl --model minilm --out runs/rm --set loss.center_coef=0.01
+  rewardkit train rm --data prefs.jsonl --model minilm --head multi --set head.objectives=helpful,concise --out runs/mo
+  rewardkit score --model runs/rm --data prefs.jsonl --out scored.jsonl
+  rewardkit score --model verifier --data prompts_with_constraints.jsonl --out scored.jsonl
+  rewardkit eval --model runs/rm --data prefs.jsonl --out runs/eval
+  rewardkit generate --policy smollm2-135m --reward runs/rm --prompts prompts.jsonl --n 8 --out best.jsonl
+  rewardkit serve --model runs/rm --port 8000
+"""
+
+# Commands, each "module:function" where function(subparsers) adds its parser. All live in this package
+# except serve's, which sits beside the server.
+COMMANDS = (
+    "rewardkit.cli.quickstart:add_commands", "rewardkit.cli.data:add_commands", "rewardkit.cli.train:add_commands",
+    "rewardkit.cli.score:add_commands", "rewardkit.cli.eval:add_commands", "rewardkit.serve.cli:add_commands",
+    "rewardkit.cli.generate:add_commands",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    return run_handler(args)
+
+
+def run_handler(args: argparse.Namespace) -> int:
+    """Run a command: an input error is one line and exit 2; anything else is a bug, with its traceback."""
+    from rewardkit.errors import InputError
+
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        # a path the user named: say which, no traceback
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception:
+        traceback.print_exc()
+        print("rewardkit: this is a bug, not a problem with your input; please report it with the traceback above",
+              file=sys.stderr)
+        return EXIT_BUG
+
+
+def _quiet_libraries() -> None:
+    """Keep our own progress bars and messages; silence library chatter that says nothing to users
+    (dataset-cache progress, "sequence longer than max length" -- we truncate by a stated policy)."""
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rewardkit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rewardkit", description="Train, benchmark, serve and use reward models for LLM alignment.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"rewardkit {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for target in COMMANDS:
+        _plug(sub, target)
+    return parser
+
+
+def _plug(sub: Any, target: str) -> None:
+    import importlib
+
+    module, _, attr = target.partition(":")
+    getattr(importlib.import_module(module), attr)(sub)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""``rewardkit score``: any scorer over a file of preference pairs or prompt/completion rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardkit.errors import InputError, UnsupportedError
+from rewardkit.scorers import is_pairwise, pointwise_function
+from rewardkit.scoring import ScorerOptions, build_scorer
+from rewardkit.types import ScoreOutput
+
+
+@dataclass(frozen=True)
+class ScoreFileResult:
+    """What ``rewardkit score`` wrote and measured; ``seconds`` covers tokenization and scoring, not model
+    or data loading."""
+
+    out: str
+    scorer: str
+    pairs: int
+    completions: int
+    invalid: int
+    sequences: int
+    truncated_sequences: int
+    seconds: float
+
+    @property
+    def sequences_per_s(self) -> float:
+        return self.sequences / max(self.seconds, 1e-9)
+
+
+def score_file(spec: str, data: str, out: str, *, options: ScorerOptions | None = None,
+               skip_invalid: bool = False) -> ScoreFileResult:
+    """Score every record of ``data`` with the scorer ``spec`` (any kind: a reward model, ``dpo:``,
+    ``judge:``, ``direction:``, ``verifier``, ``hybrid:``, ``length``) and write ``out`` (jsonl).
+
+    Each output line is the input record with every field kept, plus ``chosen_score``/``rejected_score``
+    (pairs) or ``score`` (prompt/completion rows), ``truncated`` (whether the truncation policy cut
+    either input), and, when the scorer gives them, ``*_objectives`` (name -> value) and ``*_uncertainty``.
+    A pairwise judge writes ``chosen_score = −rejected_score = log-odds / 2`` (so the margin is its
+    log-odds that chosen is better) and refuses prompt/completion rows. ``verifier`` and ``hybrid:`` read
+    their references (constraints / answer / tests) from ``data`` itself unless ``options.items`` says
+    otherwise. Lines keep input order. With ``skip_invalid`` an invalid record is written back with
+    ``"error"`` set and null scores instead of stopping the run.
+    """
+    from rewardkit.data.dataset import load_examples
+
+    opts = options or ScorerOptions()
+    if opts.items is None:
+        opts = dataclasses.replace(opts, items=data)
+    loaded = load_examples(data, kind="any", skip_invalid=skip_invalid)
+    rows = loaded.dataset.select_columns(["prompt", "chosen", "rejected", "conversational"])[:]
+    pairs = [i for i, r in enumerate(rows["rejected"]) if r]
+    singles = [i for i, r in enumerate(rows["rejected"]) if not r]
+    scorer = build_scorer(spec, opts)
+    t0 = time.perf_counter()
+    if is_pairwise(scorer):
+        if singles:
+            raise UnsupportedError(f"{spec}: a pairwise judge compares two responses, but {data} has "
+                                   f"{len(singles)} prompt/completion rows; give it preference pairs")
+        extras = _judge_pairs(scorer, rows, pairs)
+        sequences = len(pairs) * 2
+    else:
+        extras, sequences = _pointwise(pointwise_function(scorer), rows, pairs, singles)
+    seconds = time.perf_counter() - t0
+    _write_scored(data, out, extras)
+    cut = sum(bool(e.get("truncated")) for e in extras)
+    return ScoreFileResult(out, getattr(scorer, "name", spec), len(pairs), len(singles), loaded.n_errors, sequences,
+                           cut, seconds)
+
+
+def _pointwise(fn: Any, rows: dict[str, list[Any]], pairs: list[int], singles: list[int]
+               ) -> tuple[list[dict[str, Any]], int]:
+    """Score every chosen response (and the rejected ones of pairs) in one call; per-record output fields."""
+    n = len(rows["prompt"])
+    idx = list(range(n)) + pairs
+    responses = rows["chosen"] + [rows["rejected"][i] for i in pairs]
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(idx), desc="score", unit="seq", dynamic_ncols=True) as bar:
+        out: ScoreOutput = fn([rows["prompt"][i] for i in idx], responses, [rows["conversational"][i] for i in idx],
+                              progress=bar.update)
+    _check_finite(out.rewards)
+    extras: list[dict[str, Any]] = [{} for _ in range(n)]
+    pair_set = set(pairs)
+    for i in range(n):
+        side = "chosen" if i in pair_set else None
+        extras[i].update(_fields(out, i, side))
+    for j, i in enumerate(pairs):
+        extras[i].update(_fields(out, n + j, "rejected"))
+        extras[i]["truncated"] = bool(out.truncated[i] or out.truncated[n + j])
+    for i in singles:
+        extras[i]["truncated"] = bool(out.truncated[i])
+    return extras, len(idx)
+
+
+def _fields(out: ScoreOutput, k: int, side: str | None) -> dict[str, Any]:
+    """``score`` (or ``chosen_score``/``rejected_score``) and the optional objectives and uncertainty."""
+    prefix = f"{side}_" if side else ""
+    fields: dict[str, Any] = {f"{prefix}score": float(out.rewards[k])}
+    objectives = out.objectives_of(k)
+    if objectives is not None:
+        fields[f"{prefix}objectives"] = objectives
+    if out.uncertainty is not None:
+        fields[f"{prefix}uncertainty"] = float(out.uncertainty[k])
+    return fields
+
+
+def _judge_pairs(judge: Any, rows: dict[str, list[Any]], pairs: Sequence[int]) -> list[dict[str, Any]]:
+    out = judge.compare([rows["prompt"][i] for i in pairs], [rows["chosen"][i] for i in pairs],
+                        [rows["rejected"][i] for i in pairs])
+    _check_finite(out.rewards)
+    return [{"chosen_score": float(v) / 2, "rejected_score": -float(v) / 2, "truncated": bool(t)}
+            for v, t in zip(out.rewards, out.truncated, strict=True)]
+
+
+def _check_finite(rewards: np.ndarray) -> None:
+    bad = np.flatnonzero(~np.isfinite(rewards))
+    if bad.size:
+        raise RuntimeError(f"the scorer returned {bad.size} non-finite rewards (first at input {int(bad[0])})")
+
+
+def _write_scored(data: str, out: str, extras: list[dict[str, Any]]) -> None:
+    """Stream the raw records of ``data`` again, attach each valid record's fields in order, write ``out``
+    atomically (a temporary file renamed at the end; removed if anything fails)."""
+    from rewardkit.data.formats import DataError, iter_records, parse_record
+
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    k = 0
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for loc, record in iter_records(data):
+                error = record if isinstance(record, DataError) else None
+                if error is None:
+                    try:
+                        parse_record(record, loc)  # type: ignore[arg-type]
+                    except DataError as e:
+                        error = e
+                if error is not None:
+                    row = {**(record if isinstance(record, dict) else {}), "error": str(error), "score": None}
+                else:
+                    row = {**record, **extras[k]}  # type: ignore[dict-item]
+                    k += 1
+                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        os.replace(tmp, target)
+    except PermissionError as e:
+        raise InputError(f"{e.filename or target}: cannot write: {e.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
