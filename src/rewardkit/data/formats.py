@@ -49,6 +49,7 @@ _BLANK = re.compile(f"[\\s{INVISIBLE}]*")
 _HAS_INVISIBLE = re.compile(f"[{INVISIBLE}]")
 _PAIR_KEYS = frozenset({"prompt", "chosen", "rejected", "margin"})
 _HH_HUMAN, _HH_ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+_HH_TURN = re.compile("\n\n(Human|Assistant):")
 
 
 class DataValidationError(InputError, ValueError):
@@ -322,13 +323,11 @@ def _parse_hh(text: Any, loc: Location, name: str) -> tuple[Message, ...]:
         rest = "\n\n" + rest.lstrip("\n") if rest.lstrip().startswith("Human:") else rest
     if not rest.startswith(_HH_HUMAN):
         raise DataError(loc, name, "HH-RLHF transcript must start with '\\n\\nHuman:'")
-    while rest:
-        role, marker = ("user", _HH_HUMAN) if rest.startswith(_HH_HUMAN) else ("assistant", _HH_ASSISTANT)
-        body = rest[len(marker):]
-        nxt = [i for i in (body.find(_HH_HUMAN), body.find(_HH_ASSISTANT)) if i >= 0]
-        end = min(nxt) if nxt else len(body)
-        messages.append({"role": role, "content": body[:end].strip()})
-        rest = body[end:]
+    turns = list(_HH_TURN.finditer(rest))  # one pass: a long transcript costs its length, once
+    for turn, nxt in zip(turns, [*turns[1:], None], strict=True):
+        end = nxt.start() if nxt else len(rest)
+        role = "user" if turn.group(1) == "Human" else "assistant"
+        messages.append({"role": role, "content": rest[turn.end():end].strip()})
     if messages[-1]["role"] != "assistant":
         raise DataError(loc, name, "HH-RLHF transcript must end with an Assistant turn")
     return tuple(messages)
