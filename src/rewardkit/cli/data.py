@@ -38,7 +38,12 @@ def _run_check(args: argparse.Namespace) -> int:
     from rewardkit.data.check import check_file
 
     tokenizer = None if args.tokenizer.lower() == "none" else args.tokenizer
-    report = check_file(args.file, tokenizer=tokenizer, max_length=args.max_length)
+    encoder = None
+    if tokenizer is not None:
+        from rewardkit.models.reward_model import build_encoder
+
+        encoder = build_encoder(tokenizer, args.max_length)
+    report = check_file(args.file, encoder=encoder, tokenizer=tokenizer, max_length=args.max_length)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

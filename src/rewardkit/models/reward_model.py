@@ -105,6 +105,17 @@ def build_reward_model(backbone: str, *, max_length: int | None = None, head: He
     return RewardModel(net, tokenizer, PairEncoder(tokenizer, fmt, length), {"backbone": backbone}, backbone)
 
 
+def build_encoder(backbone: str, max_length: int) -> PairEncoder:
+    """The encoder a reward model on ``backbone`` would use (its tokenizer, input format and the pad
+    rule), without loading any weights: for measuring token lengths (``rewardkit data check``)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = resolve_backbone(backbone)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    ensure_distinct_pad(tokenizer)
+    return PairEncoder(tokenizer, input_format_for(tokenizer, AutoConfig.from_pretrained(path).model_type), max_length)
+
+
 def _default_max_length(tokenizer: Any) -> int:
     limit = getattr(tokenizer, "model_max_length", None)
     return int(limit) if isinstance(limit, int) and 0 < limit < 100_000 else DEFAULT_MAX_LENGTH

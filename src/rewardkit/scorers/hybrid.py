@@ -53,6 +53,9 @@ class HybridScorer:
 
     @classmethod
     def from_spec(cls, path: str, opts: ScorerOptions) -> HybridScorer:
+        if opts.items is None:
+            raise UnsupportedError(f"hybrid:{path} needs the prompts' references (constraints, answer or tests): "
+                                   "give the items file (serve: --items FILE)")
         return cls(path, items=opts.items, sandbox=opts.sandbox, rm_scale=opts.rm_scale, options=opts)
 
     def score(

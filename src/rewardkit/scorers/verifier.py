@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.formats import Message
-from rewardkit.errors import InputError, OptionError
+from rewardkit.errors import InputError, OptionError, UnsupportedError
 from rewardkit.scoring import ScoreOutput, ScorerOptions
 from rewardkit.verify.math_answers import math_reward
 from rewardkit.verify.sandbox import SandboxLimits, check_python
@@ -117,8 +117,13 @@ class VerifierScorer:
 
     @classmethod
     def from_spec(cls, path: str, opts: ScorerOptions) -> VerifierScorer:
-        """``verifier`` checks against ``opts.items`` (the data or prompts file); ``verifier:FILE`` against FILE."""
-        return cls(path, items=opts.items if path in ("", "verifier") else None, sandbox=opts.sandbox)
+        """``verifier`` checks against ``opts.items`` (the data or prompts file); ``verifier:FILE`` against FILE.
+        Without either there is nothing to check against: refused."""
+        bare = path in ("", "verifier")
+        if bare and opts.items is None:
+            raise UnsupportedError("the verifier needs the prompts' references (constraints, answer or tests): "
+                                   "use verifier:FILE or give the items file (serve: --items FILE)")
+        return cls(path, items=opts.items if bare else None, sandbox=opts.sandbox)
 
     def add_items(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Register the references of ``rows`` (each with a ``prompt``); rows with nothing checkable are skipped."""

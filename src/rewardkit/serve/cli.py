@@ -27,7 +27,10 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("serve", help=about, description=about, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.set_defaults(handler=_run_serve)
     p.add_argument("--model", required=True, help="scorer: a reward model folder (rewardkit or any HF "
-                   "sequence-classification RM), 'rm:PATH', or 'length' (a dummy for tests)")
+                   "sequence-classification RM) or rm:PATH; dpo:POLICY; direction:RM#name=w,...; verifier or "
+                   "hybrid:SCORER (with --items); length (a dummy for tests). Pairwise judges cannot be served")
+    p.add_argument("--items", default=None, help="verifier / hybrid: jsonl whose rows give each prompt's "
+                   "references (constraints, answer or tests)")
     p.add_argument("--host", default=_default("host"), help=_help("host"))
     p.add_argument("--port", type=int, default=_default("port"), help=_help("port"))
     p.add_argument("--max-batch-tokens", type=int, default=_default("max_batch_tokens"), help=_help("max_batch_tokens"))
@@ -51,7 +54,9 @@ def add_commands(sub: Any) -> None:
                    help=_help("openrlhf_scores"))
     p.add_argument("--prep-threads", type=int, default=_default("prep_threads"), help=_help("prep_threads"))
     p.add_argument("--max-length", type=int, default=None, help="override the model's max tokens per input")
-    p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--device", default="auto", help="torch device: auto (cuda, else mps, else cpu), cpu, cuda:1, ...")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                   help="model weights' dtype: auto = bfloat16 on a GPU with native bf16, else float32")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="CPU threads of the model (torch.set_num_threads; default: torch's, all cores). On a CPU "
                         "host leave a core to the HTTP and tokenizer threads: they starve when the model takes all")
@@ -61,7 +66,8 @@ def add_commands(sub: Any) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from rewardkit.scoring import load_scorer
+    from rewardkit.errors import UnsupportedError
+    from rewardkit.scoring import ScorerOptions, build_scorer, is_pairwise
     from rewardkit.serve.engine import check_finite_rewards
     from rewardkit.serve.server import serve
     from rewardkit.serve.settings import read_api_key
@@ -78,7 +84,11 @@ def _run_serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    scorer = load_scorer(args.model, max_tokens=args.max_batch_tokens, max_length=args.max_length, device=args.device)
+    options = ScorerOptions(max_length=args.max_length, dtype=args.dtype, device=args.device,
+                            batch_tokens=args.max_batch_tokens, items=args.items)
+    scorer = build_scorer(args.model, options)
+    if is_pairwise(scorer):
+        raise UnsupportedError(f"{args.model}: a pairwise judge compares two responses; the server scores one")
     check_finite_rewards(scorer)  # a model that answers NaN is refused now, not on every request
     auth = "bearer key required" if settings.api_key else "no authentication"
     print(f"serving {scorer.name} on http://{settings.host}:{settings.port} ({auth}; batches of up to "
