@@ -26,7 +26,7 @@ import re
 import secrets
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -365,10 +365,12 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         f.write(text)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
-    """Write ``obj`` as JSON (UTF-8, non-ASCII kept readable, a final newline) to ``path`` atomically. The
-    object is serialised first, so an unserialisable object fails before any file is touched."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2,
+                      default: Callable[[Any], Any] | None = None) -> None:
+    """Write ``obj`` as JSON (UTF-8, non-ASCII kept readable, a final newline) to ``path`` atomically;
+    ``default`` as in :func:`json.dumps` (e.g. ``str`` for paths). The object is serialised first, so an
+    unserialisable object fails before any file is touched."""
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=default) + "\n")
 
 
 def make_readable(path: str | os.PathLike[str]) -> None:

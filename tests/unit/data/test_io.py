@@ -70,6 +70,8 @@ def test_atomic_write_json_content_and_replace(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8") == '{\n  "name": "Zürich",\n  "n": [\n    1,\n    2\n  ]\n}\n'
     atomic_write_json(path, {"n": 3}, indent=None)
     assert path.read_text() == '{"n": 3}\n'
+    atomic_write_json(path, {"out": Path("runs/rm")}, indent=None, default=str)
+    assert path.read_text() == '{"out": "runs/rm"}\n'
     assert [p.name for p in path.parent.iterdir()] == ["summary.json"]
 
 
