@@ -29,10 +29,7 @@ def server_config(url: str | None = None, api_key: str | None = None) -> tuple[s
     url = url or os.environ.get("REWARDKIT_URL") or DEFAULT_URL
     if api_key is None:
         path = os.environ.get("REWARDKIT_API_KEY_FILE")
-        if path:
-            api_key = read_api_key(path)
-        else:
-            api_key = os.environ.get("REWARDKIT_API_KEY") or None
+        api_key = read_api_key(path) if path else os.environ.get("REWARDKIT_API_KEY") or None
     return url, api_key
 
 

@@ -17,10 +17,10 @@ from serve_fixtures import asgi_client, run
 
 from rewardkit.cli import main
 from rewardkit.scoring import RewardModelScorer
-from rewardkit.types import ScoreOutput
 from rewardkit.serve.app import create_app
 from rewardkit.serve.schemas import ScoreItem
 from rewardkit.serve.settings import ServeSettings
+from rewardkit.types import ScoreOutput
 from tiny_models import PAIRS
 
 LONG = " ".join(["a long answer that goes on"] * 40)  # far over the tiny models' 64 tokens
