@@ -89,10 +89,12 @@ def _hash_file(h: Any, path: Path) -> None:
 
 def _content_key(p: Path) -> str:
     """The cache key of a file: its content and the code that parses it."""
-    if not p.exists():
-        raise MissingInputError(f"{p}: no such file or folder")
     try:
+        if not p.exists():
+            raise MissingInputError(f"{p}: no such file or folder")
         return f"{file_fingerprint(p)}:{_code_fingerprint()}"
+    except MissingInputError:
+        raise
     except PermissionError as e:
         raise MissingInputError(f"{p}: cannot read: {e.strerror or e}") from None
     except OSError as e:

@@ -85,9 +85,9 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[tuple[Location, dict[
     raise :func:`no_records_error`.
     """
     p = Path(path)
-    if not p.exists():
-        raise MissingInputError(f"{p}: no such file or folder")
     try:
+        if not p.exists():  # may itself be refused: a folder on the way without search permission
+            raise MissingInputError(f"{p}: no such file or folder")
         yield from _reader(p)
     except InputError:
         raise

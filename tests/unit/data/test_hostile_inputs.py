@@ -213,6 +213,23 @@ def test_a_file_without_read_permission(tmp_path: Path, monkeypatch: pytest.Monk
     assert_convert_writes_nothing(path, tmp_path, f"{path}: cannot read: Permission denied")
 
 
+def test_a_file_in_a_folder_without_search_permission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even asking whether the file exists is refused (simulated at ``stat``, as for ``open`` above)."""
+    path = write(tmp_path / "data.jsonl", GOOD_LINE + "\n")
+    real_stat = Path.stat
+
+    def guarded(self: Path, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", guarded)
+    for call in (lambda: load_examples(path), lambda: list(iter_records(path)), lambda: scan(path)):
+        with pytest.raises(MissingInputError) as info:
+            call()
+        assert str(info.value) == f"{path}: cannot read: Permission denied"
+
+
 def test_a_file_without_read_permission_for_real(tmp_path: Path) -> None:
     """The same through the kernel where it applies (not as root): mode 000."""
     path = write(tmp_path / "locked.jsonl", GOOD_LINE + "\n")
