@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata, spearmanr
 
 from rewardkit.eval.benchmarks.base import Item
 
@@ -52,26 +53,17 @@ def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
 
 
 def rank_average(x: np.ndarray) -> np.ndarray:
-    """0-based ranks of ``x`` (N,), tied values sharing their average rank."""
-    x = np.asarray(x)
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    group = np.cumsum(np.r_[True, xs[1:] != xs[:-1]]) - 1
-    counts = np.bincount(group)
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = (starts + (counts - 1) / 2.0)[group]
-    return ranks
+    """Ranks (N,) float64 of ``x`` starting at 0, ties given their average rank (``scipy.stats.rankdata``)."""
+    return rankdata(np.asarray(x, dtype=np.float64), method="average") - 1.0
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of (N,) ``a`` and ``b``; NaN if either is constant or N < 3."""
-    if len(a) < 3:
+    """Spearman rank correlation of (N,) ``a`` and ``b`` (``scipy.stats.spearmanr``); NaN if either is
+    constant or N < 3."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
-    ra, rb = rank_average(a), rank_average(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(spearmanr(a, b).statistic)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 DEFAULT_BINS = 10
 
@@ -47,8 +48,8 @@ class Calibration:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """σ(x) without overflow for any finite float."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+    """σ(x) without overflow for any finite float (``scipy.special.expit``), float64."""
+    return expit(np.asarray(x, dtype=np.float64))
 
 
 def calibration(margins: np.ndarray, *, n_bins: int = DEFAULT_BINS) -> Calibration:

@@ -1,4 +1,13 @@
-"""Math final-answer checking: extract a response's final answer and compare it with the reference.
+"""Math final-answer checking: Hugging Face's ``math-verify`` first, our rules only where it is wrong.
+
+:func:`math_reward` asks ``math-verify`` (``parse`` + ``verify``: LaTeX and expression extraction,
+symbolic equivalence through sympy, so ``2\\sqrt{2}`` equals ``\\sqrt{8}``). Our extraction and comparison
+below are kept for the answers the test table (``tests/unit/verify/test_math_answers.py``) shows
+``math-verify`` gets wrong: responses it extracts nothing from (a multiple-choice letter such as
+``(B)``) and scientific notation (it reads ``1.5e3`` as 1.5). Timeouts are off (``math-verify`` implements them with ``signal``, which only works in
+the main thread, and the verifier scores in worker threads).
+
+Our rules, used only in those cases:
 
 Extraction (:func:`extract_answer`), first rule that matches wins:
 
@@ -127,6 +136,19 @@ def answers_match(predicted: str | None, reference: str) -> bool:
     return normalize(predicted) == normalize(reference)
 
 
+_SCIENTIFIC = re.compile(r"\d[eE][-+]?\d")
+
+
 def math_reward(response: str, answer: str) -> float:
-    """1.0 when the final answer of ``response`` matches ``answer``, else 0.0."""
-    return 1.0 if answers_match(extract_answer(response), str(answer)) else 0.0
+    """1.0 when the final answer of ``response`` equals ``answer`` (``math-verify``; our rules where it
+    extracts nothing or the answer is in scientific notation), else 0.0."""
+    from math_verify import parse, verify
+
+    reference = str(answer)
+    gold = parse(reference if reference.lstrip().startswith("$") else f"${reference}$", parsing_timeout=None)
+    predicted = parse(response, parsing_timeout=None)
+    if gold and predicted and verify(gold, predicted, timeout_seconds=None):
+        return 1.0
+    extracted = extract_answer(response)
+    ours_apply = not predicted or (extracted is not None and _SCIENTIFIC.search(extracted) is not None)
+    return 1.0 if ours_apply and answers_match(extracted, reference) else 0.0

@@ -74,3 +74,33 @@ def test_math_reward_end_to_end() -> None:
     assert math_reward("The answer is 41.", "42") == 0.0
     assert math_reward("It costs $1,250.", "1250") == 1.0
     assert normalize(" \\left( 3 \\right) ") == "(3)"
+
+
+@pytest.mark.parametrize(
+    ("response", "reference", "reward", "who"),
+    [
+        # math-verify right (symbolic equivalence; our string rules said 0)
+        ("\\boxed{2\\sqrt{2}}", "\\sqrt{8}", 1.0, "math-verify"),
+        ("\\boxed{\\frac{6}{8}}", "0.75", 1.0, "math-verify"),
+        ("so x = \\boxed{\\frac{\\pi}{2}}", "\\pi/2", 1.0, "math-verify"),
+        # math-verify extracts nothing or misreads: our rules (the reason each is kept)
+        ("The answer is (B)", "(B)", 1.0, "ours: a choice letter"),
+        # neither: math-verify reads nothing, our last-number rule reads 1
+        ("The answer is x+1", "x + 1", 0.0, "neither"),
+        ("The answer is 1.5e3", "1500", 1.0, "ours: scientific notation (math-verify reads 1.5)"),
+        # both agree
+        ("The answer is 41.", "42", 0.0, "both"),
+        ("It is 0.33", "1/3", 0.0, "both"),
+        ("no numbers here", "3", 0.0, "both"),
+    ],
+)
+def test_math_reward_uses_math_verify_and_our_rules_only_where_it_is_wrong(
+        response: str, reference: str, reward: float, who: str) -> None:
+    assert math_reward(response, reference) == reward, who
+
+
+def test_math_reward_works_off_the_main_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(math_reward, ["\\boxed{\\frac{1}{2}}", "The answer is 3"], ["0.5", "4"])) == [1.0, 0.0]
