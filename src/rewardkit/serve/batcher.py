@@ -97,6 +97,7 @@ class DynamicBatcher(Generic[I, R]):
         self._closing = False
         self._aborted = False  # past the drain deadline: admitted requests fail instead of being scored
         self._wakeup: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._rate = 0.0  # items/s of recent model calls (exponential average), for Retry-After
@@ -132,12 +133,15 @@ class DynamicBatcher(Generic[I, R]):
         self._closing = self._aborted = False
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardkit-model")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="rewardkit-batcher")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="rewardkit-batcher")
 
     def begin_shutdown(self) -> None:
-        """Refuse new requests from now on; admitted ones still finish."""
+        """Refuse new requests from now on; admitted ones still finish. Safe to call from any thread or a
+        signal handler: it sets a flag and asks the loop to wake the worker."""
         self._closing = True
-        self._wake()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
 
     async def drain(self, timeout_s: float | None = None) -> None:
         """Refuse new requests, finish every admitted one, stop the worker and the model thread. After

@@ -54,36 +54,26 @@ class ScoringService:
 
     def begin_shutdown(self) -> None:
         """From now on new scoring requests get 503; admitted ones finish, and those still unanswered
-        ``drain_timeout_s`` later are answered 503 (before uvicorn's own shutdown timeout cancels them
-        with a plain-text 500). Safe to call from any thread (SIGTERM's handler calls it)."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            self.batcher.begin_shutdown()
-            return
-        try:
-            in_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            in_loop = False
-        if in_loop:
-            self._begin_shutdown()
-        else:
-            loop.call_soon_threadsafe(self._begin_shutdown)
-
-    def _begin_shutdown(self) -> None:
-        assert self._loop is not None
-        if self._drain_deadline is None:
-            log.info("shutdown: refusing new requests, finishing %d pending items", self.batcher.pending_items)
-            self._drain_deadline = self._loop.time() + self.settings.drain_timeout_s
-            self._drain_timer = self._loop.call_at(self._drain_deadline, self.batcher.abort)
+        ``drain_timeout_s`` later are answered 503 (before uvicorn's own shutdown timeout would cancel them
+        with a plain-text 500). Safe to call from any thread or a signal handler (SIGTERM's calls it)."""
         self.batcher.begin_shutdown()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._arm_drain_deadline)
+
+    def _arm_drain_deadline(self) -> None:
+        """Once: in ``drain_timeout_s`` fail whatever admitted work is left (runs on the loop)."""
+        if self._loop is None or self._drain_deadline is not None:
+            return
+        log.info("shutdown: refusing new requests, finishing %d pending items", self.batcher.pending_items)
+        self._drain_deadline = self._loop.time() + self.settings.drain_timeout_s
+        self._drain_timer = self._loop.call_at(self._drain_deadline, self.batcher.abort)
 
     async def drain(self) -> None:
         """Finish every admitted request (until the drain deadline), then stop the worker and the threads."""
         self.begin_shutdown()
-        left = self.settings.drain_timeout_s
-        if self._loop is not None and self._drain_deadline is not None:
-            left = max(0.0, self._drain_deadline - self._loop.time())
-        await self.batcher.drain(left)
+        self._arm_drain_deadline()
+        assert self._loop is not None and self._drain_deadline is not None
+        await self.batcher.drain(max(0.0, self._drain_deadline - self._loop.time()))
         if self._drain_timer is not None:
             self._drain_timer.cancel()
         if self._prep is not None:
