@@ -1,29 +1,33 @@
 """``rewardkit quickstart``: the embedded default end to end, offline, in minutes on 2 CPU cores.
 
-1. train a MiniLM Bradley--Terry reward model on the shipped ifeval-lite train pairs;
-2. evaluate it on the held-out pairs: accuracy with a 95% bootstrap interval beside random,
-   longer-wins and shorter-wins, and accuracy per instruction kind (which shows MiniLM's blind spots,
-   e.g. letter case: its tokenizer lowercases everything);
+1. train a MiniLM Bradley--Terry reward model on the shipped ifeval-lite train pairs, and the same
+   model with every prompt replaced by "Respond." (a response-only model: the shortcut baseline);
+2. evaluate on the held-out pairs: accuracy with a 95% bootstrap interval; the shortcut baselines
+   beside it (edited-wins, longer- and shorter-wins, the response-only model, the reward model with
+   each pair's prompt swapped for another request's: a model that reads the prompt falls towards
+   chance there); accuracy per pair type and per deciding instruction kind (which shows MiniLM's blind
+   spots, e.g. letter case: its tokenizer lowercases everything);
 3. rerank the held-out candidate responses of each test prompt with the RM and report the gold reward
    (fraction of instructions met, from the programmatic verifiers) of the RM's pick, of a random pick and
-   of the best candidate.
+   of the best candidate, over all candidates and over the plain model samples only.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rewardkit.synth import load_embedded
 from rewardkit.eval.pairwise import evaluate_pairs
-from rewardkit.eval.stats import bootstrap_mean
-from rewardkit.verify.verifiers import Constraint, check_all
+from rewardkit.eval.stats import bootstrap_mean, pairwise_correct
 from rewardkit.models.reward_model import write_json_atomic
 from rewardkit.scoring import RewardModelScorer, score_file
+from rewardkit.synth import audit, load_embedded
+from rewardkit.synth.core import read_jsonl, write_jsonl
 from rewardkit.train.config import RewardTrainConfig
 from rewardkit.train.reward import train_reward_model
 
@@ -38,21 +42,14 @@ def run_quickstart(*, out: str = "runs/quickstart", epochs: float = 1.0, model: 
                    max_steps: int = -1, seed: int = 42) -> QuickstartResult:
     """Train, evaluate and rerank on the embedded ifeval-lite data; write ``summary.json`` and print it."""
     out_dir = Path(out)
-    train, test, candidates = (str(load_embedded(s)) for s in ("train", "test", "candidates"))
-    _say(f"[1/3] training a {model} reward model on {train}")
-    cfg = RewardTrainConfig(data=train, eval_data=test, model=model, out=str(out_dir / "rm"), epochs=epochs,
-                            max_steps=max_steps, max_length=256, batch_size=16, lr=1e-4, seed=seed,
-                            logging_steps=10)
-    trained = train_reward_model(cfg)
-    _say("[2/3] evaluating on the held-out pairs")
-    scored = out_dir / "test_scored.jsonl"
-    score_file(str(out_dir / "rm"), test, str(scored))
-    pairwise = _pairwise(scored, seed)
-    _say("[3/3] reranking held-out candidates with the reward model")
-    rerank = _rerank(RewardModelScorer(str(out_dir / "rm")), Path(candidates), out_dir / "rerank.jsonl", seed)
-    summary = {"reward_model": str(out_dir / "rm"), "training": trained.metadata["training"],
-               "pairwise": pairwise, "rerank": rerank,
-               "files": {"model": str(out_dir / "rm"), "test_scores": str(scored),
+    train, test, candidates = (load_embedded(s) for s in ("train", "test", "candidates"))
+    result = train_and_audit(train, test, out_dir, model=model, epochs=epochs, max_steps=max_steps, seed=seed,
+                             say=_say)
+    _say("[4/4] reranking held-out candidates with the reward model")
+    rerank = _rerank(RewardModelScorer(str(out_dir / "rm")), candidates, out_dir / "rerank.jsonl", seed)
+    summary = {"reward_model": str(out_dir / "rm"), **result, "rerank": rerank,
+               "files": {"model": str(out_dir / "rm"), "response_only_model": str(out_dir / "rm_response_only"),
+                         **{f"test_scores_{k}": str(out_dir / v) for k, v in SCORED_FILES.items()},
                          "rerank": str(out_dir / "rerank.jsonl"), "logs": str(out_dir / "rm" / "logs"),
                          "summary": str(out_dir / "summary.json")}}
     write_json_atomic(out_dir / "summary.json", summary)
@@ -60,47 +57,107 @@ def run_quickstart(*, out: str = "runs/quickstart", epochs: float = 1.0, model: 
     return QuickstartResult(out_dir, summary)
 
 
-def _differing_kinds(row: dict[str, Any]) -> list[str]:
-    """Instruction kinds that the chosen response meets and the rejected one does not (or vice versa)."""
-    constraints = [Constraint.from_dict(c) for c in row["constraints"]]
-    chosen = check_all(row["chosen"][-1]["content"], constraints)
-    rejected = check_all(row["rejected"][-1]["content"], constraints)
-    return sorted({c.kind for c, a, b in zip(constraints, chosen, rejected, strict=True) if a != b})
+SCORED_FILES: dict[str, str] = {"rm": "test_scored.jsonl", "prompt_swap": "test_scored_prompt_swapped.jsonl",
+                                "response_only": "test_scored_response_only.jsonl"}
+
+
+def train_and_audit(train: Path, test: Path, out_dir: Path, *, model: str = "minilm", epochs: float = 1.0,
+                    max_steps: int = -1, seed: int = 42, say: Callable[[str], None] = lambda _: None
+                    ) -> dict[str, Any]:
+    """Train a reward model on ``train`` (into ``out_dir/rm``) and the same model with every prompt hidden
+    (``out_dir/rm_response_only``); score the ``test`` pairs as given, with each prompt swapped for another
+    request's (:func:`rewardkit.synth.audit.swap_prompts`) and, for the response-only model, hidden.
+    Returns both trainings' metadata, the pairwise report and the :func:`shortcut_summary`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test_rows = read_jsonl(test)
+    hidden_train, hidden_test, swapped_test = (out_dir / f"{n}.jsonl" for n in
+                                               ("train_prompt_hidden", "test_prompt_hidden", "test_prompt_swapped"))
+    write_jsonl(hidden_train, audit.hide_prompt(read_jsonl(train)))
+    write_jsonl(hidden_test, audit.hide_prompt(test_rows))
+    write_jsonl(swapped_test, audit.swap_prompts(test_rows, seed=seed))
+
+    def config(data: Path, rm_dir: Path) -> RewardTrainConfig:
+        return RewardTrainConfig(data=str(data), model=model, out=str(rm_dir), epochs=epochs, max_steps=max_steps,
+                                 max_length=256, batch_size=16, lr=1e-4, seed=seed, logging_steps=10)
+
+    say(f"[1/4] training a {model} reward model on {train}")
+    trained = train_reward_model(config(train, out_dir / "rm"))
+    say(f"[2/4] training the same {model} reward model with every prompt hidden (the response-only baseline)")
+    blind = train_reward_model(config(hidden_train, out_dir / "rm_response_only"))
+    say("[3/4] evaluating on the held-out pairs, with prompts as given, swapped and hidden")
+    scored = {name: out_dir / file for name, file in SCORED_FILES.items()}
+    score_file(str(out_dir / "rm"), str(test), str(scored["rm"]))
+    score_file(str(out_dir / "rm"), str(swapped_test), str(scored["prompt_swap"]))
+    score_file(str(out_dir / "rm_response_only"), str(hidden_test), str(scored["response_only"]))
+    return {"training": trained.metadata["training"], "training_response_only": blind.metadata["training"],
+            "pairwise": _pairwise(scored["rm"], seed),
+            "shortcuts": shortcut_summary(test_rows, {k: read_jsonl(v) for k, v in scored.items()}, seed=seed)}
+
+
+def shortcut_summary(rows: Sequence[dict[str, Any]], scored: dict[str, Sequence[dict[str, Any]]], *,
+                     seed: int = 0) -> dict[str, Any]:
+    """Every shortcut baseline on the test ``rows`` with its 95% bootstrap interval: the model-free rules
+    (:func:`rewardkit.synth.audit.shortcut_baselines`; ties count half), and the accuracy of each scored
+    file in ``scored`` (a tie counts as wrong), by name: ``rm``, ``prompt_swap``, ``response_only``. Also
+    the ceiling of any prompt-blind scorer and the reward model's accuracy per pair type."""
+    rules = audit.shortcut_baselines(rows, seed=seed)
+    out: dict[str, Any] = {name: bootstrap_mean(c, seed=seed).to_dict() for name, c in rules.items()}
+    if "edited_wins" in rules:
+        decided = rules["edited_wins"][rules["edited_wins"] != 0.5]
+        out["edited_wins_decided"] = bootstrap_mean(decided, seed=seed).to_dict()
+    for name, srows in scored.items():
+        correct = _correct(srows)
+        key = "rm" if name == "rm" else f"{name}_rm"
+        out[key] = bootstrap_mean(correct, seed=seed).to_dict()
+        if name == "rm" and all("pair_type" in r for r in srows):
+            out["rm_by_pair_type"] = {t: bootstrap_mean(correct[[r["pair_type"] == t for r in srows]], seed=seed)
+                                      .to_dict() for t in sorted({r["pair_type"] for r in srows})}
+    out["prompt_blind_ceiling"] = audit.prompt_blind_ceiling(rows)
+    return out
+
+
+def _correct(rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    return pairwise_correct(np.array([r["chosen_score"] for r in rows]), np.array([r["rejected_score"] for r in rows]))
 
 
 def _pairwise(scored: Path, seed: int) -> dict[str, Any]:
-    rows = [json.loads(line) for line in scored.read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(scored)
     report = evaluate_pairs(
         np.array([r["chosen_score"] for r in rows]), np.array([r["rejected_score"] for r in rows]),
         chosen_len=[len(r["chosen"][-1]["content"]) for r in rows],
         rejected_len=[len(r["rejected"][-1]["content"]) for r in rows],
-        groups=[_differing_kinds(r) for r in rows], seed=seed)
+        groups=[audit.differing_kinds(r) for r in rows], seed=seed)
     return {**report.to_dict(), "pairs": len(rows), "truncated": sum(bool(r["truncated"]) for r in rows)}
 
 
 def _rerank(scorer: RewardModelScorer, candidates: Path, out: Path, seed: int) -> dict[str, Any]:
-    """Gold reward of the RM's top candidate vs a uniformly random one vs the best, per test prompt."""
-    items = [json.loads(line) for line in candidates.read_text(encoding="utf-8").splitlines()]
+    """Gold reward of the RM's top candidate vs a uniformly random one vs the best, per test prompt: over
+    all candidates, and over the plain model samples only (no edits)."""
+    items = read_jsonl(candidates)
     prompts = [it["prompt"] for it in items for _ in it["responses"]]
     responses = [[{"role": "assistant", "content": r}] for it in items for r in it["responses"]]
     scores = scorer.score(prompts, responses).rewards
-    picked, randoms, best, rows, k = [], [], [], [], 0
+    picks: dict[str, dict[str, list[float]]] = {"all": {}, "samples": {}}
+    rows, k = [], 0
     for it in items:
-        s = scores[k : k + len(it["responses"])]
+        s = np.asarray(scores[k : k + len(it["responses"])], dtype=np.float64)
         k += len(it["responses"])
-        gold = np.asarray(it["gold"], dtype=float)
+        gold = np.asarray(it["gold"], dtype=np.float64)
+        plain = np.array([src == "sample" for src in it.get("sources", ["sample"] * len(gold))])
+        for name, keep in (("all", np.ones_like(plain)), ("samples", plain)):
+            top = int(np.flatnonzero(keep)[np.argmax(s[keep])])
+            for key, value in (("rm_pick_gold", gold[top]), ("random_pick_gold", gold[keep].mean()),
+                               ("best_possible_gold", gold[keep].max())):
+                picks[name].setdefault(key, []).append(float(value))
         top = int(np.argmax(s))
-        picked.append(gold[top])
-        randoms.append(gold.mean())  # the expected gold of a uniformly random pick
-        best.append(gold.max())
         rows.append({"prompt_id": it["prompt_id"], "pick": it["responses"][top], "pick_gold": gold[top],
                      "pick_score": float(s[top]), "mean_gold": gold.mean(), "best_gold": gold.max(),
                      "scores": s.tolist()})
     out.write_text("".join(json.dumps(r, default=float) + "\n" for r in rows), encoding="utf-8")
-    return {"prompts": len(items), "candidates": int(k),
-            "rm_pick_gold": bootstrap_mean(picked, seed=seed).to_dict(),
-            "random_pick_gold": bootstrap_mean(randoms, seed=seed).to_dict(),
-            "best_possible_gold": bootstrap_mean(best, seed=seed).to_dict()}
+    result: dict[str, Any] = {"prompts": len(items), "candidates": int(k)}
+    result.update({key: bootstrap_mean(v, seed=seed).to_dict() for key, v in picks["all"].items()})
+    result["samples_only"] = {key: bootstrap_mean(v, seed=seed).to_dict() for key, v in picks["samples"].items()}
+    return result
 
 
 def _say(text: str) -> None:
@@ -109,34 +166,52 @@ def _say(text: str) -> None:
     Console(stderr=True).print(f"[bold cyan]{text}[/]")
 
 
+def _ci(e: dict[str, float]) -> str:
+    return f"{e['value']:.3f} [{e['ci95_low']:.3f}, {e['ci95_high']:.3f}]"
+
+
+SHORTCUT_LABELS: tuple[tuple[str, str], ...] = (
+    ("rm", "reward model"),
+    ("response_only_rm", "response-only reward model (prompt hidden)"),
+    ("prompt_swap_rm", "reward model, prompt swapped for another request's"),
+    ("prompt_swap_gold", "verifiers, prompt swapped (a perfect prompt reader)"),
+    ("edited_wins", "edited response wins"),
+    ("more_edits_wins", "more edits win"),
+    ("longer_wins", "longer wins"),
+    ("shorter_wins", "shorter wins"),
+)
+
+
 def _print_summary(s: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    p, r = s["pairwise"], s["rerank"]
-    acc = p["accuracy"]
-    table = Table(title=f"held-out pairs ({p['pairs']})", show_header=True)
+    p, sc, r = s["pairwise"], s["shortcuts"], s["rerank"]
+    table = Table(title=f"held-out pairs ({p['pairs']}): the reward model against the shortcuts", show_header=True)
     table.add_column("picker")
-    table.add_column("accuracy", justify="right")
-    table.add_row("reward model", f"{acc['value']:.3f} [{acc['ci95_low']:.3f}, {acc['ci95_high']:.3f}]")
-    for name, value in p["baselines"].items():
-        table.add_row(name.replace("_", "-"), f"{value:.3f}")
+    table.add_column("accuracy [95% CI]", justify="right")
+    for key, label in SHORTCUT_LABELS:
+        if key in sc:
+            table.add_row(label, _ci(sc[key]))
+    table.add_row("any prompt-blind scorer, at best", f"{sc['prompt_blind_ceiling']:.3f}")
     console.print(table)
     kinds = Table(title="accuracy on pairs that differ in each instruction", show_header=True)
     kinds.add_column("instruction")
     kinds.add_column("pairs", justify="right")
     kinds.add_column("accuracy", justify="right")
     for kind, est in sorted(p["by_group"].items(), key=lambda kv: kv[1]["value"]):
-        kinds.add_row(kind, str(est["n"]), f"{est['value']:.3f} [{est['ci95_low']:.3f}, {est['ci95_high']:.3f}]")
+        kinds.add_row(kind, str(est["n"]), _ci(est))
+    for kind, est in sorted(sc.get("rm_by_pair_type", {}).items()):
+        kinds.add_row(f"pair type: {kind}", str(est["n"]), _ci(est))
     console.print(kinds)
     rer = Table(title=f"reranking {r['candidates']} candidates of {r['prompts']} held-out prompts (gold reward)")
     rer.add_column("pick")
-    rer.add_column("mean gold reward", justify="right")
+    rer.add_column("all candidates", justify="right")
+    rer.add_column("plain samples only", justify="right")
     for label, key in (("reward model's top", "rm_pick_gold"), ("random", "random_pick_gold"),
                        ("best possible", "best_possible_gold")):
-        e = r[key]
-        rer.add_row(label, f"{e['value']:.3f} [{e['ci95_low']:.3f}, {e['ci95_high']:.3f}]")
+        rer.add_row(label, _ci(r[key]), _ci(r["samples_only"][key]))
     console.print(rer)
     console.print("wrote:")
     for name, path in s["files"].items():

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from rewardkit.synth.core import SynthResult, TASKS, load_embedded, synthesize
+from rewardkit.synth.core import TASKS, SynthResult, audit_task, load_embedded, synthesize
 
-__all__ = ["TASKS", "SynthResult", "load_embedded", "synthesize"]
+__all__ = ["TASKS", "SynthResult", "audit_task", "load_embedded", "synthesize"]

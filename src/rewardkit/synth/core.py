@@ -1,9 +1,12 @@
 """Verifiable preference data with gold labels: the embedded default task ``ifeval-lite``.
 
-Pipeline (:func:`synthesize`): seeded prompts carrying checkable instructions
-(:mod:`rewardkit.synth.prompts`) → responses sampled from a causal LM (SmolLM2-135M-Instruct by
-default) → controlled edits and gold rewards from the verifiers (:mod:`rewardkit.synth.edits`,
-:mod:`rewardkit.verify.verifiers`) → pairs where gold differs → a train/test split by prompt → jsonl.
+Pipeline (:func:`synthesize`): seeded prompt families, two prompts per request that share their
+instructions but one contrasting pair (:mod:`rewardkit.synth.prompts`) → plain samples of every prompt
+from a causal LM (SmolLM2-135M-Instruct by default) with the shared sampler
+(:mod:`rewardkit.infer.sampler`) → the family's candidates: both prompts' samples plus variants edited
+alike (:mod:`rewardkit.synth.edits`), graded by the verifiers under both prompts → counterfactual twin
+pairs (:mod:`rewardkit.synth.pairs`) → a train/test split by request → jsonl, and a manifest holding
+the shortcut audit of the pairs (:mod:`rewardkit.synth.audit`).
 
 A set made by this code ships in ``rewardkit/resources/ifeval_lite``; :func:`load_embedded` finds it.
 """
@@ -15,30 +18,33 @@ import importlib.resources
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from rewardkit.synth.edits import Candidate, expand
-from rewardkit.synth.prompts import SynthPrompt, build_prompts
-from rewardkit.verify.verifiers import Constraint
-from rewardkit.models.backbones import ALIASES, resolve_backbone
+from rewardkit.models.backbones import ALIASES
 from rewardkit.registry import Registry
+from rewardkit.synth import audit
+from rewardkit.synth.edits import SURFACE_FEATURES, Candidate, family_candidates
+from rewardkit.synth.pairs import TWIN_TYPES, find_twins, select_twins
+from rewardkit.synth.prompts import Family, SynthPrompt, build_families
 
 
 @dataclass(frozen=True)
 class SynthTask:
-    """A verifiable task: how to build its prompts and how to turn samples into graded candidates."""
+    """A verifiable task: its prompt families, how samples become graded candidates, and the surface
+    features of its responses that the shortcut audit tries as rules (:func:`audit.audit_pairs`)."""
 
     name: str
-    build_prompts: Callable[[int, int], list[SynthPrompt]]  # (n, seed) -> prompts
-    expand: Callable[[Sequence[Constraint], Sequence[str], random.Random], list[Candidate]]
+    build_families: Callable[[int, int], list[Family]]  # (n, seed) -> families
+    candidates: Callable[[Family, Sequence[Sequence[str]], random.Random], list[Candidate]]
+    surface_features: Mapping[str, Callable[[str], float]]
 
 
 TASKS: Registry[SynthTask] = Registry[SynthTask]("synth task")
-TASKS.register("ifeval-lite")(SynthTask("ifeval-lite", build_prompts, expand))
+TASKS.register("ifeval-lite")(SynthTask("ifeval-lite", build_families, family_candidates,
+                                        {**audit.GENERIC_FEATURES, **SURFACE_FEATURES}))
 
 EMBEDDED_FILES: dict[str, str] = {
     "train": "train.jsonl",
@@ -46,6 +52,7 @@ EMBEDDED_FILES: dict[str, str] = {
     "candidates": "candidates.jsonl",
     "manifest": "manifest.json",
 }
+SAMPLES_FILE = "samples.jsonl"  # every prompt's plain samples; written beside the set, not shipped
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class SynthResult:
     test: Path
     candidates: Path
     manifest: Path
+    samples: Path
     n_prompts_train: int
     n_prompts_test: int
     n_candidates_test: int
@@ -67,13 +75,15 @@ class SynthResult:
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """How responses are sampled (recorded in the manifest)."""
+    """How responses are sampled (recorded in the manifest). ``prompts_per_batch`` prompts, each with
+    ``samples_per_prompt`` rows, decode together; every sample has its own seeded generator."""
 
     samples_per_prompt: int
     max_new_tokens: int
     temperature: float
     top_p: float
-    batch_size: int
+    top_k: int
+    prompts_per_batch: int
 
 
 def synthesize(
@@ -83,64 +93,78 @@ def synthesize(
     out_dir: Path,
     seed: int = 0,
     model: str = "smollm2-135m",
-    samples_per_prompt: int = 4,
-    max_new_tokens: int = 96,
+    samples_per_prompt: int = 6,
+    max_new_tokens: int = 64,
     test_fraction: float = 0.2,
-    pairs_per_prompt: int = 6,
-    batch_size: int = 16,
-    temperature: float = 0.9,
-    top_p: float = 0.95,
+    twins_per_family: int = 4,
+    prompts_per_batch: int = 4,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 50,
+    samples_file: Path | None = None,
 ) -> SynthResult:
     """Generate a verifiable preference set and write it to ``out_dir``.
 
     Args:
         task: a name in :data:`TASKS` (``"ifeval-lite"``).
-        n_prompts: prompts to build; each is sampled ``samples_per_prompt`` times, then edited.
-        out_dir: folder for ``train.jsonl``, ``test.jsonl``, ``candidates.jsonl``, ``manifest.json``
-            (created; existing files are overwritten).
+        n_prompts: prompts to build, two per family (an odd number is rounded up).
+        out_dir: folder for ``train.jsonl``, ``test.jsonl``, ``candidates.jsonl``, ``manifest.json`` and
+            ``samples.jsonl`` (created; existing files are overwritten).
         seed: drives prompts, sampling, edits, pair choice and the split; the same seed, model and
             machine give byte-identical files.
         model: an offline backbone alias (``"smollm2-135m"``), a local causal-LM folder or a hub name.
-        samples_per_prompt, max_new_tokens, temperature, top_p, batch_size: sampling settings
-            (``batch_size`` counts sequences, prompts × samples, per ``generate`` call, rounded down
-            to whole prompts; each prompt is encoded once and its samples share that cache).
-        test_fraction: share of prompts held out for ``test.jsonl`` and ``candidates.jsonl``.
-        pairs_per_prompt: at most this many (chosen, rejected) pairs per prompt, mixing gold gaps.
+        samples_per_prompt, max_new_tokens, temperature, top_p, top_k, prompts_per_batch: sampling
+            settings (each sample is seeded from ``seed``, its prompt id and its index).
+        test_fraction: share of base requests whose families are held out for ``test.jsonl`` and
+            ``candidates.jsonl`` (a request's families share nothing with another request's).
+        twins_per_family: at most this many counterfactual twins (two pairs each) per family.
+        samples_file: a ``samples.jsonl`` written by an earlier run with the same prompts and sampling
+            settings: its samples are used instead of sampling again (pairs and edits are remade).
 
     Returns:
-        a :class:`SynthResult` with the four paths, the counts and the wall time.
+        a :class:`SynthResult` with the paths, the counts and the wall time.
     """
-    if n_prompts < 2 or not 0.0 < test_fraction < 1.0:
-        raise ValueError("need n_prompts >= 2 and 0 < test_fraction < 1")
+    if n_prompts < 4 or not 0.0 < test_fraction < 1.0:
+        raise ValueError("need n_prompts >= 4 and 0 < test_fraction < 1")
     start = time.perf_counter()
     spec = TASKS.get(task)
-    prompts = spec.build_prompts(n_prompts, seed)
-    settings = SamplingSettings(samples_per_prompt, max_new_tokens, temperature, top_p, batch_size)
-    samples = generate_samples([p.text for p in prompts], model=model, settings=settings, seed=seed)
-    candidates = [
-        spec.expand(p.constraints, s, random.Random(f"{task}/expand/{seed}/{p.prompt_id}"))
-        for p, s in zip(prompts, samples, strict=True)
-    ]
-    test_ids = split_prompts([p.prompt_id for p in prompts], test_fraction=test_fraction, seed=seed)
+    families = spec.build_families((n_prompts + 1) // 2, seed)
+    prompts = [p for f in families for p in f.prompts]
+    settings = SamplingSettings(samples_per_prompt, max_new_tokens, temperature, top_p, top_k, prompts_per_batch)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = _write_splits(
-        out_dir, prompts, candidates, test_ids, pairs_per_prompt=pairs_per_prompt, seed=seed
-    )
+    if samples_file is not None:
+        samples = read_samples(Path(samples_file), prompts, settings)
+    else:
+        samples = generate_samples(prompts, model=model, settings=settings, seed=seed)
+    write_samples(out_dir / SAMPLES_FILE, prompts, samples, settings)
+    by_id = dict(zip((p.prompt_id for p in prompts), samples, strict=True))
+    candidates = [spec.candidates(f, [by_id[p.prompt_id] for p in f.prompts],
+                                  random.Random(f"{task}/candidates/{seed}/{f.family_id}")) for f in families]
+    test_groups = split_groups([f.group for f in families], test_fraction=test_fraction, seed=seed)
+    rows = build_rows(families, candidates, test_groups, twins_per_family=twins_per_family, seed=seed)
+    for name in ("train", "test", "candidates"):
+        write_jsonl(out_dir / EMBEDDED_FILES[name], rows[name])
     config = {
         "task": task,
         "seed": seed,
         "generator": {"model": model, "source": ALIASES.get(model, model)},
-        "sampling": {**asdict(settings), "top_k": 0, "do_sample": True},
-        "pairs_per_prompt": pairs_per_prompt,
+        "sampling": asdict(settings),
+        "twins_per_family": twins_per_family,
         "test_fraction": test_fraction,
     }
     counts = {
-        "prompts": {"train": len(prompts) - len(test_ids), "test": len(test_ids)},
-        "candidates": {"all": sum(len(c) for c in candidates), "test": written["candidates"]},
-        "pairs": {"train": written["pairs_train"], "test": written["pairs_test"]},
+        "families": {"train": sum(f.group not in test_groups for f in families),
+                     "test": sum(f.group in test_groups for f in families)},
+        "prompts": {"train": sum(f.group not in test_groups for f in families) * 2, "test": len(rows["candidates"])},
+        "candidates": {"all": sum(len(c) for c in candidates),
+                       "test": sum(len(r["responses"]) for r in rows["candidates"])},
+        "pairs": {"train": len(rows["train"]), "test": len(rows["test"])},
     }
-    manifest = _manifest(config, counts, gold_summary(prompts, candidates), out_dir)
+    summary = {"gold": gold_summary(prompts, samples), "pairs": pair_summary(rows),
+               "audit": {split: audit.audit_pairs(rows["train"], rows[split], spec.surface_features)
+                         for split in ("train", "test")}}
+    manifest = _manifest(config, counts, summary, out_dir)
     manifest_path = out_dir / EMBEDDED_FILES["manifest"]
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return SynthResult(
@@ -149,11 +173,12 @@ def synthesize(
         test=out_dir / EMBEDDED_FILES["test"],
         candidates=out_dir / EMBEDDED_FILES["candidates"],
         manifest=manifest_path,
+        samples=out_dir / SAMPLES_FILE,
         n_prompts_train=counts["prompts"]["train"],
         n_prompts_test=counts["prompts"]["test"],
-        n_candidates_test=written["candidates"],
-        n_pairs_train=written["pairs_train"],
-        n_pairs_test=written["pairs_test"],
+        n_candidates_test=counts["candidates"]["test"],
+        n_pairs_train=counts["pairs"]["train"],
+        n_pairs_test=counts["pairs"]["test"],
         seconds=time.perf_counter() - start,
     )
 
@@ -169,216 +194,186 @@ def load_embedded(split: str, *, task: str = "ifeval-lite") -> Path:
     return path
 
 
-def generate_samples(
-    texts: Sequence[str], *, model: str, settings: SamplingSettings, seed: int
-) -> list[list[str]]:
-    """``settings.samples_per_prompt`` sampled replies to each user message in ``texts``, in order.
+def audit_task(task: str = "ifeval-lite", *, seed: int = 0) -> dict[str, Any]:
+    """The shortcut audit (:func:`audit.audit_pairs`) of the pairs ``task`` ships, with its surface
+    features: every model-free rule's accuracy on the shipped test pairs (the probe fitted on train)."""
+    features = TASKS.get(task).surface_features
+    train, test = (read_jsonl(load_embedded(split, task=task)) for split in ("train", "test"))
+    return audit.audit_pairs(train, test, features, seed=seed)
 
-    A batch holds whole prompts (``batch_size // samples_per_prompt`` of them, at least one); each
-    batch reseeds torch with ``seed`` and its index, so results do not depend on earlier batches.
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with Path(path).open("w", encoding="utf-8", newline="\n") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+# ------------------------------------------------------------------------------------------ sampling
+
+
+def generate_samples(prompts: Sequence[SynthPrompt], *, model: str, settings: SamplingSettings, seed: int,
+                     device: str = "cpu") -> list[list[str]]:
+    """``settings.samples_per_prompt`` plain samples of each prompt's user message, in order.
+
+    Uses the shared sampler: ``prompts_per_batch`` prompts per :class:`~rewardkit.infer.sampler.Rollout`
+    (each prompt prefilled once, its samples sharing that KV cache), every sample drawn with its own
+    generator seeded from (``seed``, prompt id, sample index).
     """
     from tqdm.auto import tqdm
 
-    tokenizer, lm = load_causal_lm(model)
-    chats = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": t}], add_generation_prompt=True, tokenize=False
-        )
-        for t in texts
-    ]
-    per_batch = max(1, settings.batch_size // settings.samples_per_prompt)
+    from rewardkit.infer.sampler import Rollout, SamplingConfig, policy_from_model
+    from rewardkit.models.causal_lm import load_causal_lm
+
+    lm = load_causal_lm(model, dtype="float32", device=device)
+    policy = policy_from_model(lm.model, lm.tokenizer, model)
+    cfg = SamplingConfig(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                         top_p=settings.top_p, top_k=settings.top_k, seed=seed)
+    k, step = settings.samples_per_prompt, max(1, settings.prompts_per_batch)
     replies: list[list[str]] = []
-    starts = range(0, len(chats), per_batch)
-    for b, first in enumerate(tqdm(starts, desc="sampling", unit="batch")):
-        decoded = sample_replies(
-            lm, tokenizer, chats[first : first + per_batch], settings=settings, seed=seed * 1_000_003 + b
-        )
-        k = settings.samples_per_prompt
-        replies += [[r.strip() for r in decoded[i : i + k]] for i in range(0, len(decoded), k)]
+    for first in tqdm(range(0, len(prompts), step), desc="sampling", unit="batch"):
+        batch = prompts[first : first + step]
+        rollout = Rollout(policy, [policy.encode_prompt(p.text) for p in batch], k, cfg,
+                          prompt_keys=[p.prompt_id for p in batch])
+        rollout.advance(cfg.max_new_tokens)
+        replies += [[rollout.text(g).strip() for g in rollout.rows_of(i)] for i in range(len(batch))]
     return replies
 
 
-def sample_replies(
-    lm: Any, tokenizer: Any, chats: Sequence[str], *, settings: SamplingSettings, seed: int
-) -> list[str]:
-    """Sample ``samples_per_prompt`` replies to each chat; the prompts are encoded once and shared.
-
-    The prompt prefix (all but its last token) is run once per prompt and its KV cache repeated for
-    the samples, so the prompt costs 1/``samples_per_prompt`` of a plain batched ``generate``; the
-    sampled tokens are the same as with the prompt repeated (checked in the tests).
-    """
-    import torch
-    from transformers import DynamicCache
-
-    k = settings.samples_per_prompt
-    enc = tokenizer(list(chats), return_tensors="pt", padding=True, add_special_tokens=False)
-    ids, mask = enc["input_ids"], enc["attention_mask"]  # (P, T) int64, left-padded
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (P, T): left padding does not shift positions
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        cache = DynamicCache(config=lm.config)
-        lm(
-            input_ids=ids[:, :-1],
-            attention_mask=mask[:, :-1],
-            position_ids=positions[:, :-1],
-            past_key_values=cache,
-        )
-        cache.batch_repeat_interleave(k)  # (P, ...) -> (P * k, ...), each prompt's rows together
-        out = lm.generate(  # (P * k, T + T_new) int64
-            input_ids=ids.repeat_interleave(k, dim=0),
-            attention_mask=mask.repeat_interleave(k, dim=0),
-            past_key_values=cache,
-            do_sample=True,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            top_k=0,  # nucleus sampling only
-            max_new_tokens=settings.max_new_tokens,
-            pad_token_id=_fill_token_id(tokenizer),
-            eos_token_id=tokenizer.eos_token_id,
-        )
-    return tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+def write_samples(path: Path, prompts: Sequence[SynthPrompt], samples: Sequence[Sequence[str]],
+                  settings: SamplingSettings) -> None:
+    write_jsonl(path, [{"prompt_id": p.prompt_id, "prompt": p.text, "sampling": asdict(settings), "samples": list(s)}
+                       for p, s in zip(prompts, samples, strict=True)])
 
 
-def load_causal_lm(model: str) -> tuple[Any, Any]:
-    """``(tokenizer, model)`` for sampling: an alias, folder or hub name; left padding, fp32, eval mode."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = resolve_backbone(model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    return tokenizer, lm
+def read_samples(path: Path, prompts: Sequence[SynthPrompt], settings: SamplingSettings) -> list[list[str]]:
+    """The samples of ``prompts`` from a ``samples.jsonl``; raises if its prompts or settings differ."""
+    rows = {r["prompt_id"]: r for r in read_jsonl(path)}
+    out = []
+    for p in prompts:
+        row = rows.get(p.prompt_id)
+        if row is None or row["prompt"] != p.text or row["sampling"] != asdict(settings):
+            raise ValueError(f"{path}: no samples of prompt {p.prompt_id} with these sampling settings")
+        out.append(list(row["samples"]))
+    return out
 
 
-def _fill_token_id(tokenizer: Any) -> int:
-    """Token filling finished rows: pad, unless it is EOS (SmolLM2: both ``<|im_end|>``), then unk."""
-    pad, eos, unk = tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id
-    if pad is not None and pad != eos:
-        return int(pad)
-    return int(unk if unk is not None else eos)
+# ------------------------------------------------------------------------------------------ split, pairs
 
 
-def split_prompts(prompt_ids: Sequence[str], *, test_fraction: float, seed: int) -> set[str]:
-    """The held-out prompt ids: a seeded ``test_fraction`` share, at least one, never all."""
-    order = sorted(prompt_ids)
+def split_groups(groups: Sequence[str], *, test_fraction: float, seed: int) -> set[str]:
+    """The held-out groups: a seeded ``test_fraction`` share of the distinct ones, at least one, never all."""
+    order = sorted(set(groups))
     random.Random(f"split/{seed}").shuffle(order)
     n_test = min(max(1, round(len(order) * test_fraction)), len(order) - 1)
     return set(order[:n_test])
 
 
-def select_pairs(golds: Sequence[float], *, k: int, rng: random.Random) -> list[tuple[int, int]]:
-    """Up to ``k`` ``(chosen, rejected)`` index pairs with ``golds[chosen] > golds[rejected]``.
-
-    Pairs are grouped by gold gap and taken round-robin over the gaps (in a random order), so that a
-    prompt gives a mix of easy (large gap) and hard (small gap) pairs.
-    """
-    by_gap: dict[float, list[tuple[int, int]]] = {}
-    for i, j in combinations(range(len(golds)), 2):
-        if golds[i] != golds[j]:
-            pair = (i, j) if golds[i] > golds[j] else (j, i)
-            by_gap.setdefault(round(abs(golds[i] - golds[j]), 6), []).append(pair)
-    gaps = sorted(by_gap)
-    rng.shuffle(gaps)
-    for gap in gaps:
-        rng.shuffle(by_gap[gap])
-    chosen: list[tuple[int, int]] = []
-    while len(chosen) < k and any(by_gap[g] for g in gaps):
-        chosen += [by_gap[g].pop() for g in gaps if by_gap[g]][: k - len(chosen)]
-    return chosen
-
-
-def _pair_record(prompt: SynthPrompt, chosen: Candidate, rejected: Candidate) -> dict[str, Any]:
-    """TRL conversational preference row plus provenance fields."""
+def pair_record(family: Family, side: int, chosen: Candidate, rejected: Candidate, *, twin: str,
+                pair_type: str) -> dict[str, Any]:
+    """TRL conversational preference row under ``family.prompts[side]``, plus provenance fields."""
+    prompt = family.prompts[side]
     return {
         "prompt": [{"role": "user", "content": prompt.text}],
         "chosen": [{"role": "assistant", "content": chosen.text}],
         "rejected": [{"role": "assistant", "content": rejected.text}],
         "prompt_id": prompt.prompt_id,
+        "family_id": family.family_id,
+        "group": family.group,
+        "twin": twin,
+        "contrast": family.contrast,
+        "pair_type": pair_type,
         "constraints": [c.to_dict() for c in prompt.constraints],
-        "chosen_gold": chosen.gold,
-        "rejected_gold": rejected.gold,
+        "chosen_gold": chosen.golds[side],
+        "rejected_gold": rejected.golds[side],
         "chosen_source": chosen.source,
         "rejected_source": rejected.source,
     }
 
 
-def _candidates_record(prompt: SynthPrompt, candidates: Sequence[Candidate]) -> dict[str, Any]:
+def candidates_record(family: Family, side: int, candidates: Sequence[Candidate]) -> dict[str, Any]:
+    """One held-out prompt and its family's candidates, graded under it (for reranking)."""
+    prompt = family.prompts[side]
     return {
         "prompt_id": prompt.prompt_id,
+        "family_id": family.family_id,
+        "group": family.group,
         "prompt": [{"role": "user", "content": prompt.text}],
         "constraints": [c.to_dict() for c in prompt.constraints],
         "responses": [c.text for c in candidates],
-        "gold": [c.gold for c in candidates],
+        "gold": [c.golds[side] for c in candidates],
         "sources": [c.source for c in candidates],
     }
 
 
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8", newline="\n") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _write_splits(
-    out_dir: Path,
-    prompts: Sequence[SynthPrompt],
-    candidates: Sequence[Sequence[Candidate]],
-    test_ids: set[str],
-    *,
-    pairs_per_prompt: int,
-    seed: int,
-) -> dict[str, int]:
-    """Write train/test pairs and the held-out candidate sets; return the counts."""
+def build_rows(families: Sequence[Family], candidates: Sequence[Sequence[Candidate]], test_groups: set[str], *,
+               twins_per_family: int, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """The train and test pairs (both pairs of each selected twin, side 0 first) and the held-out
+    candidate sets (both prompts of each test family)."""
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "test": [], "candidates": []}
-    for prompt, cands in zip(prompts, candidates, strict=True):
-        rng = random.Random(f"pairs/{seed}/{prompt.prompt_id}")
-        pairs = select_pairs([c.gold for c in cands], k=pairs_per_prompt, rng=rng)
-        split = "test" if prompt.prompt_id in test_ids else "train"
-        rows[split] += [_pair_record(prompt, cands[i], cands[j]) for i, j in pairs]
+    for family, cands in zip(families, candidates, strict=True):
+        twins = find_twins([c.golds for c in cands], [c.source for c in cands])
+        picked = select_twins(twins, k=twins_per_family, rng=random.Random(f"twins/{seed}/{family.family_id}"))
+        split = "test" if family.group in test_groups else "train"
+        for t, tw in enumerate(picked):
+            name = f"{family.family_id}/{t}"
+            a, b = cands[tw.a], cands[tw.b]
+            rows[split] += [pair_record(family, 0, a, b, twin=name, pair_type=tw.kind),
+                            pair_record(family, 1, b, a, twin=name, pair_type=tw.kind)]
         if split == "test":
-            rows["candidates"].append(_candidates_record(prompt, cands))
-    for name, split_rows in rows.items():
-        _write_jsonl(out_dir / EMBEDDED_FILES[name], split_rows)
-    return {
-        "pairs_train": len(rows["train"]),
-        "pairs_test": len(rows["test"]),
-        "candidates": sum(len(r["responses"]) for r in rows["candidates"]),
-    }
+            rows["candidates"] += [candidates_record(family, side, cands) for side in (0, 1)]
+    return rows
 
 
-def gold_summary(prompts: Sequence[SynthPrompt], candidates: Sequence[Sequence[Candidate]]) -> dict[str, Any]:
-    """Mean gold of samples and of edits, share of prompts whose best candidate is perfect, and how
-    often the model's own samples meet each kind of constraint."""
-    flat = [c for cands in candidates for c in cands]
-    samples = [c for c in flat if c.source == "sample"]
-    edits = [c for c in flat if c.source != "sample"]
-    met: dict[str, list[bool]] = {}
-    for prompt, cands in zip(prompts, candidates, strict=True):
-        for c in cands:
-            if c.source == "sample":
-                for constraint in prompt.constraints:
-                    met.setdefault(constraint.kind, []).append(constraint.check(c.text))
-
-    def mean(values: Sequence[float]) -> float:
-        return round(sum(values) / len(values), 4) if values else 0.0
-
-    return {
-        "mean_sample": mean([c.gold for c in samples]),
-        "mean_edit": mean([c.gold for c in edits]),
-        "best_is_one": mean([float(max(c.gold for c in cands) == 1.0) for cands in candidates]),
-        "sample_pass_rate_by_kind": {k: mean([float(m) for m in v]) for k, v in sorted(met.items())},
-    }
+# ------------------------------------------------------------------------------------------ summaries
 
 
-def _manifest(
-    config: dict[str, Any],
-    counts: dict[str, Any],
-    gold: dict[str, Any],
-    out_dir: Path,
-) -> dict[str, Any]:
+def _mean(values: Sequence[float]) -> float:
+    return round(sum(values) / len(values), 4) if values else 0.0
+
+
+def gold_summary(prompts: Sequence[SynthPrompt], samples: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Mean gold of the plain samples under their own prompt, and how often they meet each kind."""
+    golds: list[float] = []
+    met: dict[str, list[float]] = {}
+    for prompt, texts in zip(prompts, samples, strict=True):
+        for text in texts:
+            checks = [c.check(text) for c in prompt.constraints]
+            golds.append(sum(checks) / len(checks))
+            for c, ok in zip(prompt.constraints, checks, strict=True):
+                met.setdefault(c.kind, []).append(float(ok))
+    return {"mean_sample": _mean(golds), "sample_pass_rate_by_kind": {k: _mean(v) for k, v in sorted(met.items())}}
+
+
+def pair_summary(rows: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, Any]:
+    """Pairs per split by twin type, by contrast and by deciding instruction kind."""
+    out: dict[str, Any] = {}
+    for split in ("train", "test"):
+        split_rows = rows[split]
+        kinds: dict[str, int] = {}
+        for r in split_rows:
+            for kind in audit.differing_kinds(r):
+                kinds[kind] = kinds.get(kind, 0) + 1
+        out[split] = {
+            "by_type": {t: sum(r["pair_type"] == t for r in split_rows) for t in TWIN_TYPES},
+            "by_contrast": {c: n for c, n in sorted(_count(r["contrast"] for r in split_rows).items())},
+            "by_deciding_kind": dict(sorted(kinds.items())),
+        }
+    return out
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return counts
+
+
+def _manifest(config: dict[str, Any], counts: dict[str, Any], summary: dict[str, Any],
+              out_dir: Path) -> dict[str, Any]:
     """Provenance of a synthesized set; holds no timestamps, so equal seeds give equal manifests."""
     import torch
     import transformers
@@ -394,4 +389,4 @@ def _manifest(
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
-    return {**config, "counts": counts, "gold": gold, "versions": versions, "sha256": files}
+    return {**config, "counts": counts, **summary, "versions": versions, "sha256": files}

@@ -1,10 +1,12 @@
 """Controlled edits of sampled responses for ``ifeval-lite``: each changes which constraints are met.
 
 Every edit is a pure ``str -> str`` function (lowercase, truncate to N words, wrap as JSON, …).
-:func:`expand` turns a prompt's model samples into a candidate set: the samples, each constraint's
-fixing edit applied alone, all fixes together (usually gold 1.0), all fixes but one, and a fixed
-response broken again on purpose, so that edited candidates are not always the better ones.
-Every candidate records how it was made (``"sample"`` or ``"edit:<name>+<name>"``) and its gold reward.
+:func:`family_candidates` turns the samples of a prompt family (:class:`~rewardkit.synth.prompts.Family`)
+into its candidate set: the samples, and for a few of them the same *shared* edits (meeting every
+instruction both prompts share) alone, plus the edit meeting one side of the contrast, plus the edit
+meeting the other side. Edited candidates are thus edited alike, and each is right under one prompt
+of the family and wrong under the other. Every candidate records how it was made (``"sample"`` or
+``"edit:<name>+<name>"``) and its gold reward under each prompt of the family.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from rewardkit.synth.prompts import START_PHRASES, Family
 from rewardkit.verify.verifiers import Constraint, count_words, gold_reward
 
 QUESTIONS: tuple[str, ...] = (
@@ -123,11 +126,11 @@ class Edit:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One response to a prompt: its text, how it was made, and its gold reward."""
+    """One response to a prompt family: its text, how it was made, and its gold reward under each prompt."""
 
     text: str
     source: str
-    gold: float
+    golds: tuple[float, ...]
 
 
 # Fixes are applied in this order: padding, deletions, truncation, additions, layout, then case.
@@ -135,6 +138,7 @@ FIX_ORDER: tuple[str, ...] = (
     "min_words", "exclude_keyword", "no_commas", "max_words", "include_keyword", "end_with_question",
     "num_bullets", "json_keys", "start_with", "lowercase", "uppercase",
 )  # fmt: skip
+LENGTH_KINDS = frozenset({"max_words", "min_words"})
 
 
 def _keyword_sentence(keyword: str, rng: random.Random) -> str:
@@ -142,7 +146,7 @@ def _keyword_sentence(keyword: str, rng: random.Random) -> str:
 
 
 def _fix(c: Constraint, rng: random.Random) -> Edit | None:
-    """The edit meeting ``c``, but for the length limits (:func:`fixes_for` adds those)."""
+    """The edit meeting ``c``, but for the length limits (:func:`_length_fix` makes those)."""
     p = c.kwargs
     simple = {"lowercase": lowercase, "uppercase": uppercase, "no_commas": strip_commas}
     if c.kind in simple:
@@ -168,40 +172,45 @@ def _fix(c: Constraint, rng: random.Random) -> Edit | None:
     return None
 
 
-def fixes_for(constraints: Sequence[Constraint], rng: random.Random, *, filler: str = "") -> dict[str, Edit]:
+def _length_fix(c: Constraint, *, filler: str, room: int) -> Edit:
+    """Truncation for ``max_words``, leaving ``room`` words for later edits; padding with sentences of
+    ``filler`` for ``min_words``, with a few words to spare (a keyword deleted afterwards keeps the count)."""
+    n = c.kwargs["n"]
+    if c.kind == "max_words":
+        return Edit("truncate", partial(truncate, n_words=max(1, n - 1 - room)))
+    return Edit("extend", partial(extend, filler=filler, n_words=n + 5))
+
+
+def fixes_for(constraints: Sequence[Constraint], rng: random.Random, *, filler: str = "",
+              room: int = 0) -> dict[str, Edit]:
     """The edit that makes a response meet each constraint, by kind.
 
-    ``min_words`` is met by appending sentences of ``filler`` (the prompt's samples), when it has any.
-
-    Truncation leaves room for the words that later fixes add, so that applying all of them in
-    :data:`FIX_ORDER` meets every constraint.
+    ``min_words`` is met by appending sentences of ``filler`` (the family's samples), when it has any.
+    Truncation leaves room for the words that the other fixes add, plus ``room`` more, so that applying
+    all of them in :data:`FIX_ORDER` meets every constraint.
     """
     fixes = {c.kind: edit for c in constraints if (edit := _fix(c, rng)) is not None}
     added = sum(e.adds_words for e in fixes.values())
-    limit = next((c.kwargs["n"] for c in constraints if c.kind == "max_words"), None)
-    if limit is not None:
-        fixes["max_words"] = Edit("truncate", partial(truncate, n_words=max(1, limit - 1 - added)))
-    floor = next((c.kwargs["n"] for c in constraints if c.kind == "min_words"), None)
-    if floor is not None:
-        # a few words to spare, so that deleting a keyword afterwards keeps the count
-        fixes["min_words"] = Edit("extend", partial(extend, filler=filler, n_words=floor + 5))
+    for c in constraints:
+        if c.kind in LENGTH_KINDS:
+            fixes[c.kind] = _length_fix(c, filler=filler, room=added + room)
     return fixes
 
 
-def breaks_for(constraints: Sequence[Constraint], rng: random.Random) -> dict[str, Edit]:
-    """By kind, the edit that breaks a constraint: a case flip, or removing / inserting the keyword."""
-    breaks: dict[str, Edit] = {}
-    for c in constraints:
-        if c.kind == "lowercase":
-            breaks[c.kind] = Edit("uppercase", uppercase)
-        elif c.kind == "uppercase":
-            breaks[c.kind] = Edit("lowercase", lowercase)
-        elif c.kind == "include_keyword":
-            breaks[c.kind] = Edit("remove_keyword", partial(remove_keyword, keyword=c.kwargs["keyword"]))
-        elif c.kind == "exclude_keyword":
-            sentence = _keyword_sentence(c.kwargs["keyword"], rng)
-            breaks[c.kind] = Edit("insert_keyword", partial(insert_keyword, sentence=sentence))
-    return breaks
+def contrast_edits(shared: Sequence[Constraint], sides: Sequence[Constraint], rng: random.Random, *,
+                   filler: str = "") -> tuple[dict[str, Edit], list[Edit]]:
+    """The edits meeting every ``shared`` instruction (by kind), and the edit meeting each of ``sides``.
+
+    The shared edits plus the edit of side ``i`` meet every instruction of that prompt: truncation, shared
+    or a side's, leaves room for the words that the other edits add.
+    """
+    side_fixes = [_fix(s, rng) for s in sides]  # None for the length limits, made below
+    side_room = max((e.adds_words for e in side_fixes if e is not None), default=0)
+    shared_fixes = fixes_for(shared, rng, filler=filler, room=side_room)
+    shared_added = sum(e.adds_words for e in shared_fixes.values())
+    sides_out = [e if e is not None else _length_fix(s, filler=filler, room=shared_added)
+                 for s, e in zip(sides, side_fixes, strict=True)]
+    return shared_fixes, sides_out
 
 
 def apply_edits(text: str, edits: Sequence[Edit]) -> tuple[str, str]:
@@ -211,36 +220,58 @@ def apply_edits(text: str, edits: Sequence[Edit]) -> tuple[str, str]:
     return text, "edit:" + "+".join(e.name for e in edits)
 
 
-def _in_order(edits: dict[str, Edit], kinds: Sequence[str]) -> list[Edit]:
-    return [edits[k] for k in FIX_ORDER if k in kinds and k in edits]
+def in_fix_order(edits: Sequence[tuple[str, Edit]]) -> list[Edit]:
+    """``(kind, edit)`` pairs sorted by :data:`FIX_ORDER` (stable for two edits of one kind)."""
+    return [e for _, e in sorted(edits, key=lambda ke: FIX_ORDER.index(ke[0]))]
 
 
-def expand(constraints: Sequence[Constraint], samples: Sequence[str], rng: random.Random) -> list[Candidate]:
-    """Samples plus edited variants, deduplicated by text (first occurrence kept), each with its gold.
+def family_candidates(family: Family, samples: Sequence[Sequence[str]], rng: random.Random, *,
+                      n_bases: int = 2) -> list[Candidate]:
+    """Both prompts' samples plus edited variants, deduplicated by text (first kept), graded under both.
 
-    Two samples (chosen by ``rng``) are edited: each fix alone, and all fixes together. The first also
-    gets all fixes but one; the second gets all fixes with one of them swapped for its breaking edit
-    (:func:`breaks_for`) when the prompt has a casing or keyword constraint.
+    ``samples[i]`` are the samples of ``family.prompts[i]``. ``n_bases`` samples (drawn by ``rng``, taken
+    from the two prompts in turn) are each edited three ways: the shared edits (every shared instruction
+    met), the shared edits plus side 0's edit, the shared edits plus side 1's edit (in
+    :data:`FIX_ORDER`). With no shared instruction the first is the sample itself.
     """
-    made: list[tuple[str, str]] = [(s, "sample") for s in samples]
-    fixes = fixes_for(constraints, rng, filler=" ".join(samples))
-    breaks = breaks_for(constraints, rng)
-    kinds = [c.kind for c in constraints]
-    fixed = _in_order(fixes, kinds)
-    for b, base in enumerate(rng.sample(list(samples), min(2, len(samples)))):
-        made += [apply_edits(base, [fixes[k]]) for k in kinds if k in fixes]
-        if len(fixed) > 1:
-            made.append(apply_edits(base, fixed))
-        if b == 0 and len(fixed) > 1:
-            left_out = rng.choice(fixed)
-            made.append(apply_edits(base, [e for e in fixed if e is not left_out]))
-        if b == 1 and breaks:
-            broken = rng.choice(sorted(breaks))
-            made.append(apply_edits(base, _in_order({**fixes, broken: breaks[broken]}, kinds)))
+    pool = [s for prompt_samples in samples for s in prompt_samples]
+    shared, sides = contrast_edits(family.shared, family.sides, rng, filler=" ".join(pool))
+    made: list[tuple[str, str]] = [(s, "sample") for s in pool]
+    for b in range(min(n_bases, len(pool))):
+        own = [s for s in samples[b % len(samples)] if s] or pool
+        base = rng.choice(own)
+        common = list(shared.items())
+        if common:
+            made.append(apply_edits(base, in_fix_order(common)))
+        for side, edit in zip(family.sides, sides, strict=True):
+            made.append(apply_edits(base, in_fix_order([*common, (side.kind, edit)])))
     seen: set[str] = set()
     candidates: list[Candidate] = []
     for text, source in made:
         if text not in seen:
             seen.add(text)
-            candidates.append(Candidate(text, source, gold_reward(text, constraints)))
+            golds = tuple(gold_reward(text, p.constraints) for p in family.prompts)
+            candidates.append(Candidate(text, source, golds))
     return candidates
+
+
+# ------------------------------------------------------------------------------ edit markers
+
+
+def _keyword_sentence_count(text: str) -> float:
+    """How many inserted keyword sentences (:data:`KEYWORD_SENTENCES`) the text holds."""
+    return float(len(_KEYWORD_SENTENCE.findall(text)))
+
+
+_KEYWORD_SENTENCE = re.compile(
+    "|".join(re.escape(t).replace(re.escape("{kw}"), r"\w+") for t in KEYWORD_SENTENCES), re.IGNORECASE
+)
+
+# The traces ifeval-lite's edits leave in a response, as numbers the shortcut audit tries as rules
+# ("the response holding more of this wins"); the generic ones (length, bullets, "?" …) are in audit.
+SURFACE_FEATURES: dict[str, Callable[[str], float]] = {
+    "keyword_sentence": _keyword_sentence_count,
+    "stock_question": lambda t: float(t.rstrip().lower().endswith(tuple(q.lower() for q in QUESTIONS))),
+    "start_phrase": lambda t: float(t.lstrip().lower().startswith(tuple(f"{p.lower()}:" for p in START_PHRASES))),
+    "json_fence": lambda t: float(t.lstrip().startswith("```json")),
+}

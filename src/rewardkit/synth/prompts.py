@@ -1,6 +1,14 @@
-"""Seeded prompts for the ``ifeval-lite`` task: a base request plus 1–3 compatible constraints.
+"""Seeded prompt families for ``ifeval-lite``: one request, the same instructions, one contrast.
 
-Each base request carries topic words; keyword constraints draw from them, so that "include the word
+A :class:`Family` is two prompts for one base request. Both carry the same *shared* instructions
+(0-2 of them) and each carries one side of a *contrast*: "fewer than 20 words" / "at least 30 words",
+"include the word rain" / "do not use the word rain", "all lowercase" / "all capitals", exactly 3 /
+exactly 5 bullets, JSON keys title+tip / answer+reason, start with "In short" / "Here is", "end with a
+question" / "no commas". A response that meets one side of the contrast and not the other wins under
+one prompt and loses under the other (a counterfactual twin, :mod:`rewardkit.synth.pairs`): only the
+prompt tells which response is better.
+
+Each base request carries topic words; keyword instructions draw from them, so that "include the word
 X" is sometimes met by the model unprompted and "do not use the word X" is often broken.
 """
 
@@ -79,11 +87,58 @@ BASE_REQUESTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Describe a garden after rain.", ("flowers", "soil", "fresh")),
     ("Explain why reading is useful.", ("books", "knowledge", "imagination")),
     ("Give tips for planning a birthday party.", ("guests", "cake", "invitations")),
+    ("Describe a busy airport.", ("flights", "travelers", "luggage")),
+    ("Explain how a bridge carries weight.", ("steel", "load", "support")),
+    ("Give advice for learning to swim.", ("water", "breathing", "pool")),
+    ("Describe a farm in the countryside.", ("animals", "fields", "barn")),
+    ("Explain why we have day and night.", ("earth", "sun", "rotation")),
+    ("Give tips for a good night of camping.", ("tent", "fire", "stars")),
+    ("Describe a rainy afternoon at home.", ("window", "tea", "book")),
+    ("Explain how a clock measures time.", ("hands", "gears", "minutes")),
+    ("Give advice for taking care of a cat.", ("food", "litter", "play")),
+    ("Describe a winter morning.", ("frost", "cold", "breath")),
+    ("Explain what electricity is.", ("current", "energy", "wires")),
+    ("Give tips for learning to cook.", ("recipes", "kitchen", "practice")),
+    ("Describe a school classroom.", ("desks", "teacher", "students")),
+    ("Explain how fish breathe underwater.", ("gills", "oxygen", "water")),
+    ("Give advice for keeping a journal.", ("writing", "thoughts", "daily")),
+    ("Describe a lighthouse by the sea.", ("light", "ships", "storm")),
+    ("Explain why the moon changes shape.", ("phases", "sunlight", "orbit")),
+    ("Give tips for riding a bike in a city.", ("helmet", "traffic", "lane")),
+    ("Describe an old bookshop.", ("books", "dust", "shelves")),
+    ("Explain how a seed becomes a tree.", ("roots", "soil", "growth")),
+    ("Give advice for a long flight.", ("sleep", "water", "seat")),
+    ("Describe a family dinner.", ("table", "food", "conversation")),
+    ("Explain what a rainbow is.", ("light", "colors", "rain")),
+    ("Give tips for keeping a room tidy.", ("clutter", "storage", "cleaning")),
+    ("Describe a football match.", ("goal", "players", "crowd")),
+    ("Explain how the heart pumps blood.", ("blood", "muscle", "veins")),
+    ("Give advice for growing tomatoes.", ("sun", "water", "soil")),
+    ("Describe a night sky full of stars.", ("stars", "dark", "sky")),
+    ("Explain why bread rises.", ("yeast", "dough", "gas")),
+    ("Give tips for drinking more water.", ("bottle", "thirst", "habit")),
+    ("Describe a river in a valley.", ("water", "stones", "current")),
+    ("Explain how a phone sends a message.", ("signal", "network", "tower")),
+    ("Give advice for a job in a new city.", ("neighborhood", "friends", "rent")),
+    ("Describe a birthday celebration.", ("cake", "candles", "gifts")),
 )
 
 START_PHRASES: tuple[str, ...] = ("Here is", "In short", "Great question", "To begin", "My answer")
 JSON_KEYS: tuple[str, ...] = ("title", "summary", "answer", "reason", "details", "tip")
-CONSTRAINT_COUNTS: tuple[int, ...] = (1, 2, 2, 3, 3)  # drawn uniformly: 1 (20%), 2 (40%), 3 (40%)
+MAX_WORDS: tuple[int, ...] = (15, 20)  # "fewer than n words": below most samples, above many short ones
+MIN_WORDS: tuple[int, ...] = (30, 40)  # "at least n words": the length of many, not all, 64-token samples
+BULLETS: tuple[int, ...] = (2, 3, 4, 5)
+SHARED_COUNTS: tuple[int, ...] = (0, 1, 1, 2)  # shared instructions per family, drawn uniformly
+
+# A contrast's two sides decide the pairs of its family. A contrast between two kinds (length:
+# max_words / min_words) gives each kind half its pairs, one within a kind (bullets: 3 vs 5) all of
+# them; weights 2 and 1 give every kind the same share of deciding instructions (1/10 of the pairs),
+# but case. Case (lowercase / uppercase) is kept at half that share (1/20 for each kind): the default
+# reward-model backbone (MiniLM) lowercases its input and cannot see letter case, so a full share
+# would put 2/11 of the pairs out of its reach; at half (1/10), the blind spot is measured, not hidden.
+CONTRAST_WEIGHTS: dict[str, int] = {
+    "length": 2, "keyword": 2, "question_commas": 2, "bullets": 1, "json": 1, "start": 1, "case": 1,
+}  # fmt: skip
 
 # Pairs of kinds never combined in one prompt: they contradict each other (lowercase/uppercase), or
 # make each other unreachable in practice (a JSON object cannot end with "?" or hold bullets; an
@@ -109,11 +164,28 @@ KINDS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class SynthPrompt:
-    """One task prompt: the user message text and the constraints it carries."""
+    """One task prompt: the user message text, the constraints it carries, and its request group
+    (prompts of one group share samples, so a train/test split keeps a group together)."""
 
     prompt_id: str
     text: str
     constraints: tuple[Constraint, ...]
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class Family:
+    """Two prompts for one request: the same ``shared`` instructions, and ``sides[i]`` in ``prompts[i]``."""
+
+    family_id: str
+    contrast: str
+    shared: tuple[Constraint, ...]
+    sides: tuple[Constraint, Constraint]
+    prompts: tuple[SynthPrompt, SynthPrompt]
+
+    @property
+    def group(self) -> str:
+        return self.prompts[0].group
 
 
 def compatible(kinds: set[str] | frozenset[str], kind: str) -> bool:
@@ -124,45 +196,89 @@ def compatible(kinds: set[str] | frozenset[str], kind: str) -> bool:
 def sample_constraint(kind: str, topic_words: tuple[str, ...], rng: random.Random) -> Constraint:
     """A constraint of ``kind`` with params drawn from ``rng``."""
     if kind == "max_words":
-        return Constraint.make(kind, n=rng.choice((20, 30, 40, 50)))
+        return Constraint.make(kind, n=rng.choice(MAX_WORDS))
     if kind == "min_words":
-        return Constraint.make(kind, n=rng.choice((20, 30, 40)))
+        return Constraint.make(kind, n=rng.choice(MIN_WORDS))
     if kind in ("include_keyword", "exclude_keyword"):
         return Constraint.make(kind, keyword=rng.choice(topic_words))
     if kind == "json_keys":
         return Constraint.make(kind, keys=rng.sample(JSON_KEYS, 2))
     if kind == "num_bullets":
-        return Constraint.make(kind, n=rng.choice((2, 3, 4)))
+        return Constraint.make(kind, n=rng.choice(BULLETS))
     if kind == "start_with":
         return Constraint.make(kind, phrase=rng.choice(START_PHRASES))
     return Constraint.make(kind)
 
 
-def sample_constraints(topic_words: tuple[str, ...], rng: random.Random) -> tuple[Constraint, ...]:
-    """1–3 mutually compatible constraints, in the order drawn."""
-    count = rng.choice(CONSTRAINT_COUNTS)
+def contrast_sides(contrast: str, topic_words: tuple[str, ...], rng: random.Random) -> tuple[Constraint, Constraint]:
+    """The two contrasting instructions of ``contrast`` (a name in :data:`CONTRAST_WEIGHTS`)."""
+    if contrast == "length":
+        return sample_constraint("max_words", topic_words, rng), sample_constraint("min_words", topic_words, rng)
+    if contrast == "keyword":
+        keyword = rng.choice(topic_words)
+        return Constraint.make("include_keyword", keyword=keyword), Constraint.make("exclude_keyword", keyword=keyword)
+    if contrast == "case":
+        return Constraint.make("lowercase"), Constraint.make("uppercase")
+    if contrast == "question_commas":
+        return Constraint.make("end_with_question"), Constraint.make("no_commas")
+    if contrast == "bullets":
+        n, m = rng.sample(BULLETS, 2)
+        return Constraint.make("num_bullets", n=n), Constraint.make("num_bullets", n=m)
+    if contrast == "json":
+        keys = rng.sample(JSON_KEYS, 4)
+        return Constraint.make("json_keys", keys=keys[:2]), Constraint.make("json_keys", keys=keys[2:])
+    if contrast == "start":
+        a, b = rng.sample(START_PHRASES, 2)
+        return Constraint.make("start_with", phrase=a), Constraint.make("start_with", phrase=b)
+    raise KeyError(f"unknown contrast {contrast!r}; known: {', '.join(CONTRAST_WEIGHTS)}")
+
+
+def shared_constraints(sides: tuple[Constraint, Constraint], topic_words: tuple[str, ...],
+                       rng: random.Random) -> tuple[Constraint, ...]:
+    """0-2 instructions that go with both sides of the contrast and with each other, in the order drawn."""
+    count = rng.choice(SHARED_COUNTS)
     kinds: list[str] = []
     while len(kinds) < count:
-        options = [k for k in KINDS if compatible(set(kinds), k)]
+        options = [k for k in KINDS if all(compatible({*kinds, s.kind}, k) for s in sides)]
+        if not options:
+            break
         kinds.append(rng.choice(options))
     return tuple(sample_constraint(k, topic_words, rng) for k in kinds)
 
 
-def build_prompts(n: int, seed: int) -> list[SynthPrompt]:
-    """``n`` prompts, deterministic in ``seed``; base requests cycle through the bank in shuffled order."""
-    rng = random.Random(f"ifeval-lite/prompts/{seed}")
-    prompts: list[SynthPrompt] = []
+def _deck(weights: dict[str, int], rng: random.Random) -> list[str]:
+    deck = [name for name, w in sorted(weights.items()) for _ in range(w)]
+    rng.shuffle(deck)
+    return deck
+
+
+def build_families(n: int, seed: int, *, weights: dict[str, int] | None = None) -> list[Family]:
+    """``n`` families, deterministic in ``seed``. Base requests cycle through the bank in shuffled order
+    and contrasts through a shuffled deck holding each contrast ``weights[name]`` times, so both are
+    balanced exactly; the contrasting instruction sits at the same random position in both prompts."""
+    weights = dict(CONTRAST_WEIGHTS if weights is None else weights)
+    rng = random.Random(f"ifeval-lite/families/{seed}")
+    families: list[Family] = []
     seen: set[str] = set()
-    order: list[int] = []
-    while len(prompts) < n:
-        if not order:
-            order = list(range(len(BASE_REQUESTS)))
-            rng.shuffle(order)
-        request, words = BASE_REQUESTS[order.pop()]
-        constraints = sample_constraints(words, rng)
-        text = f"{request} {describe_all(constraints)}"
-        if text in seen:  # identical prompts could otherwise land in both train and test
+    requests: list[int] = []
+    contrasts: list[str] = []
+    while len(families) < n:
+        requests = requests or rng.sample(range(len(BASE_REQUESTS)), len(BASE_REQUESTS))
+        contrasts = contrasts or _deck(weights, rng)
+        index, contrast = requests.pop(), contrasts.pop()
+        request, words = BASE_REQUESTS[index]
+        sides = contrast_sides(contrast, words, rng)
+        shared = shared_constraints(sides, words, rng)
+        slot = rng.randrange(len(shared) + 1)
+        family_id = f"ifeval-lite-{seed}-{len(families):05d}"
+        prompts = []
+        for side, suffix in zip(sides, "ab", strict=True):
+            constraints = (*shared[:slot], side, *shared[slot:])
+            prompts.append(SynthPrompt(f"{family_id}{suffix}", f"{request} {describe_all(constraints)}",
+                                       constraints, group=f"request-{index:03d}"))
+        if any(p.text in seen for p in prompts):  # the same prompt twice could straddle the split
+            contrasts.append(contrast)
             continue
-        seen.add(text)
-        prompts.append(SynthPrompt(f"ifeval-lite-{seed}-{len(prompts):05d}", text, constraints))
-    return prompts
+        seen.update(p.text for p in prompts)
+        families.append(Family(family_id, contrast, shared, sides, (prompts[0], prompts[1])))
+    return families
