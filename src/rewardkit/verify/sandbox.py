@@ -357,12 +357,15 @@ def _under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-@functools.lru_cache(maxsize=8)
 def python_layout(python: str, hidden_modules: tuple[str, ...] = HIDDEN_MODULES) -> Layout:
     """Ask ``python`` (resolved to the real interpreter behind a virtualenv) where its standard library
     and extension modules are, and ``ldd`` which shared libraries they need (but for
     :data:`UNSUPPORTED_MODULES`); ``hidden_modules`` are left out (their files bound to ``/dev/null``)."""
-    exe = os.path.realpath(python)
+    return _layout(os.path.realpath(python), tuple(hidden_modules))
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(exe: str, hidden_modules: tuple[str, ...]) -> Layout:
     info = _probe_python(exe, hidden_modules)
     if info["executable"] != exe:
         exe = info["executable"]

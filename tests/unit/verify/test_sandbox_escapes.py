@@ -353,12 +353,16 @@ attempt('kill_sleeper', lambda: os.kill(SLEEPER, signal.SIGKILL))
 attempt('kill_parent', lambda: os.kill(PARENT, signal.SIGKILL))
 attempt('killpg_parent', lambda: os.killpg(os.getpgid(PARENT), signal.SIGKILL))
 attempt('pids', lambda: sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+attempt('init', lambda: open('/proc/1/cmdline', 'rb').read())
+attempt('kill_init', lambda: os.kill(1, signal.SIGKILL))
 attempt('kill_all', lambda: os.kill(-1, signal.SIGKILL))
 """
         out = attack(host, code, limits)
         failed(out, "environ", "cmdline", "kill_sleeper", "kill_parent", "killpg_parent")
         if out["pids"].startswith("DONE"):  # its own PID namespace: bwrap's init and itself
             assert ast.literal_eval(out["pids"][5:]) == [1, 2]
+        # its PID 1 is bwrap's init, not the host's (which the kernel keeps from signals of its namespace)
+        assert out["init"].startswith("FAILED") or "bwrap" in out["init"]
         assert sleeper.poll() is None  # alive
     finally:
         sleeper.kill()
