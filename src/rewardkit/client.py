@@ -42,17 +42,23 @@ class RewardServerError(RuntimeError):
 
 @dataclass(frozen=True)
 class ItemScore:
-    reward: float
+    """One item's answer; ``reward`` is None and ``error`` says why when the server could not score it
+    (e.g. the model produced a non-finite reward for this item)."""
+
+    reward: float | None
     truncated: bool
     objectives: dict[str, float] | None = None
     uncertainty: float | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
 class PairScore:
+    """A pair's answer; ``margin`` is None when either side could not be scored."""
+
     chosen: ItemScore
     rejected: ItemScore
-    margin: float
+    margin: float | None
 
 
 @dataclass(frozen=True)
@@ -307,11 +313,14 @@ def _openrlhf(queries: Sequence[str], prompts: Sequence[str] | None, labels: Seq
 
 
 def _item_score(d: Mapping[str, Any]) -> ItemScore:
-    return ItemScore(float(d["reward"]), bool(d["truncated"]), d.get("objectives"), d.get("uncertainty"))
+    reward = d.get("reward")
+    return ItemScore(None if reward is None else float(reward), bool(d.get("truncated", False)), d.get("objectives"),
+                     d.get("uncertainty"), d.get("error"))
 
 
 def _pair(d: Mapping[str, Any]) -> PairScore:
-    return PairScore(_item_score(d["chosen"]), _item_score(d["rejected"]), float(d["margin"]))
+    margin = d.get("margin")
+    return PairScore(_item_score(d["chosen"]), _item_score(d["rejected"]), None if margin is None else float(margin))
 
 
 def _score_result(answers: list[dict[str, Any]]) -> ScoreResult:

@@ -175,3 +175,16 @@ def test_a_server_that_does_not_answer_json_is_named_in_the_error() -> None:
     c = RewardClient("http://s1", transport=httpx.MockTransport(html))
     with pytest.raises(RewardServerError, match=r"not JSON .*proxy login"):
         c.score([("p", "1")])
+
+
+def test_an_item_the_server_could_not_score_carries_its_error() -> None:
+    from rewardkit.client import _item_score, _pair
+    from rewardkit.integrations.verl import _verl_value
+
+    bad = {"error": "the model produced a non-finite reward (nan) for this item", "truncated": False}
+    item = _item_score(bad)
+    assert item.reward is None and item.error is not None and "non-finite" in item.error
+    pair = _pair({"chosen": {"reward": 1.0, "truncated": False}, "rejected": bad})
+    assert pair.margin is None and pair.chosen.reward == 1.0
+    with pytest.raises(ValueError, match="could not score this item: the model produced a non-finite"):
+        _verl_value(item)

@@ -67,6 +67,9 @@ def _print_check(r: dict[str, Any]) -> None:
         print(f"  max length {r['max_length']}: {tr['pairs_truncated']} records would be truncated "
               f"({tr['truncated_sequences']} of {tr['sequences']} sequences; {tr['response_cut_sequences']} with "
               f"the response cut); nothing is dropped")
+        if tr.get("sequences_partly_tokenized"):
+            print(f"  {tr['sequences_partly_tokenized']} very long texts were tokenized only where truncation "
+                  "keeps them: their lengths and dropped-token counts are lower bounds")
 
 
 def _run_convert(args: argparse.Namespace) -> int:

@@ -88,7 +88,9 @@ def print_result(result: Any) -> None:
 
     console = Console() if sys.stdout.isatty() else Console(width=160)  # logs and pipes: do not squeeze the table
     d = result.data
-    table = Table(title=f"{result.benchmark}: {d.items} items from {d.source} ({d.skipped_invalid} invalid skipped)")
+    incomplete = "" if result.complete else f" — INCOMPLETE: {result.coverage.headline()}"
+    table = Table(title=f"{result.benchmark}: {d.items} items from {d.source} ({d.skipped_invalid} invalid "
+                  f"skipped){incomplete}")
     table.add_column("metric", no_wrap=True)
     for m in result.models:
         table.add_column(m.spec if len(m.spec) <= 32 else "…" + m.spec[-31:], justify="right", no_wrap=True)
@@ -99,7 +101,8 @@ def print_result(result: Any) -> None:
         cells = [_ci(m.metric(m0.key)) for m in result.models]
         base = [_num(result.baselines[b].get(m0.key)) for b in ("random", "longer_wins", "shorter_wins")]
         style = "bold" if m0.level == "overall" else None
-        table.add_row(m0.key, *cells, str(m0.n), *base, style=style)
+        label = m0.key if result.complete or m0.key != "overall" else f"overall (incomplete: {result.coverage.short()})"
+        table.add_row(label, *cells, str(m0.n), *base, style=style)
     console.print(table)
     for m in result.models:
         lb, cal, sc = m.length_bias, m.calibration, m.scoring
@@ -107,13 +110,16 @@ def print_result(result: Any) -> None:
                       f"accuracy when correct is longer {_num(lb.accuracy_correct_longer)} / shorter "
                       f"{_num(lb.accuracy_correct_shorter)}; ECE of σ(Δ) {_num(cal.ece)}; {m.truncated_items} items "
                       f"truncated; {sc['scored']} inputs scored ({sc['from_cache']} from cache) in {sc['seconds']:.1f} s")
+        if m.truncated_share > 0.10:
+            console.print(f"[red]warning[/] {m.spec}: {m.truncated_share:.0%} of the items were truncated by its max "
+                          "length; raise --max-length (results.json: truncated_share)")
     for c in result.comparisons:
         if c.key == "overall" or c.key.startswith("section/"):
             r = c.result
             console.print(f"{c.key}: {c.model_b} − {c.model_a} = {_num(r.diff)} [{_num(r.low)}, {_num(r.high)}], "
                           f"paired bootstrap p = {_num(r.p_value)}")
-    for key, value in d.notes.items():
-        console.print(f"[yellow]note[/] {key}: {value}")
+    for line in d.remarks():
+        console.print(f"[yellow]note[/] {line}")
 
 
 def _num(x: float | None) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.io import atomic_write_text
 from rewardkit.eval.results import EvalResult, Metric, ModelResult
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -353,9 +354,7 @@ def write_report(result: EvalResult, scored: Sequence[Any], path: str | Path) ->
     """Write ``report.html`` atomically."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(render_html(result, scored), encoding="utf-8")
-    tmp.replace(target)
+    atomic_write_text(target, render_html(result, scored))
     return target
 
 

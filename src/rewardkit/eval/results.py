@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardkit.data.io import atomic_write_text
 from rewardkit.eval.analysis import LengthBias, ScoreDistribution
 from rewardkit.eval.benchmarks.base import Coverage, describe_note
 from rewardkit.eval.calibration import Calibration
@@ -175,11 +176,9 @@ def json_safe(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write strict JSON atomically (temporary file, then rename)."""
+    """Write strict JSON atomically (nothing half-written; ordinary permissions)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(json_safe(obj), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write_text(target, json.dumps(json_safe(obj), indent=2, ensure_ascii=False, allow_nan=False,
+                                         default=str) + "\n")
     return target

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.io import atomic_writer
 from rewardkit.errors import OptionError
 from rewardkit.eval.analysis import Comparisons, comparisons, length_bias, score_distribution
 from rewardkit.eval.benchmarks import Benchmark, Item, Outcomes, Stat, get_benchmark
@@ -215,11 +216,9 @@ def write_outputs(result: EvalResult, items: Sequence[Item], scored: Sequence[Sc
     """``results.json`` and ``items.jsonl`` (per item: labels, and each model's scores and credit)."""
     out = Path(result.out_dir)
     write_json(out / "results.json", result.to_dict())
-    tmp = out / ".items.jsonl.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_writer(out / "items.jsonl") as f:
         for k, it in enumerate(items):
             row = {"uid": it.uid, "subset": it.subset, "labels": list(it.labels),
                    "models": {m.spec: {"scores": m.scores.scores[k].tolist(), "credit": float(m.outcomes.credit[k]),
                                        "truncated": m.scores.truncated[k].tolist()} for m in scored}}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(out / "items.jsonl")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardkit.data.io import DataError, atomic_writer, read_records
 from rewardkit.errors import OptionError, UnsupportedError
 from rewardkit.infer.accounting import total
 from rewardkit.infer.best_of_n import PromptResult, best_of_n
@@ -57,28 +57,17 @@ class GenerateConfig:
 
 
 def read_prompts(path: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows of a prompts jsonl: each needs ``prompt`` (a list of messages or a string)."""
+    """Rows of a prompts file (any format the data layer reads): each needs ``prompt`` (a list of
+    messages or a string); an error names the file, line and field."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise OptionError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            prompt = row.get("prompt") if isinstance(row, dict) else None
-            valid = isinstance(prompt, str) or (isinstance(prompt, list) and prompt and all(
-                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                for m in prompt))
-            if not valid:
-                raise OptionError(f"{path}:{lineno}: prompt: expected a string or a non-empty list of "
-                                 "{role, content} messages")
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
-    if not rows:
-        raise OptionError(f"{path}: no prompts")
+    for loc, row in read_records(path, limit=limit, what="prompts"):
+        prompt = row.get("prompt")
+        valid = isinstance(prompt, str) or (isinstance(prompt, list) and prompt and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in prompt))
+        if not valid:
+            raise DataError(loc, "prompt", "expected a string or a non-empty list of {role, content} messages")
+        rows.append(row)
     return rows
 
 
@@ -132,11 +121,9 @@ def _row(cfg: GenerateConfig, row: dict[str, Any], res: PromptResult) -> dict[st
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_writer(path) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def summarize(cfg: GenerateConfig, results: list[PromptResult]) -> dict[str, Any]:

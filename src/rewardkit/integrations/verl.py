@@ -72,6 +72,8 @@ def _item(solution: str, extra_info: Mapping[str, Any] | None, prompt_key: str) 
 
 
 def _verl_value(item: ItemScore) -> float | dict[str, float]:
+    if item.reward is None:  # verl needs a number: a per-item server error stops the batch, with its reason
+        raise ValueError(f"the reward server could not score this item: {item.error}")
     if not item.objectives and item.uncertainty is None:
         return item.reward
     out = {"score": item.reward, **{f"objective/{k}": float(v) for k, v in (item.objectives or {}).items()}}

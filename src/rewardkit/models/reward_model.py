@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 
 from rewardkit.data.chat import TRUNCATION_POLICY, InputFormat, PairEncoder, input_format_for
+from rewardkit.data.io import atomic_write_json, make_readable
 from rewardkit.errors import OptionError
 from rewardkit.models.backbones import resolve_backbone
 from rewardkit.models.causal_lm import ensure_distinct_pad
@@ -137,6 +137,9 @@ def save_reward_model(rm: RewardModel, out_dir: str | os.PathLike[str], metadata
         from safetensors.torch import save_file
 
         save_file(extras, str(out / HEAD_FILE))
+        make_readable(out / HEAD_FILE)  # safetensors writes 0600; a model folder is readable like any output
+    for weights in out.glob("*.safetensors"):
+        make_readable(weights)
     meta = {
         "format": FORMAT_VERSION,
         "input_format": rm.encoder.input_format,
@@ -152,11 +155,8 @@ def save_reward_model(rm: RewardModel, out_dir: str | os.PathLike[str], metadata
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and ``os.replace`` (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
-    os.replace(tmp, path)
+    """Write JSON to ``path`` atomically with ordinary permissions (:func:`rewardkit.data.io.atomic_write_json`)."""
+    atomic_write_json(path, obj, default=str)
 
 
 def load_reward_model(

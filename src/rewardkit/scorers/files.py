@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.errors import InputError, UnsupportedError
+from rewardkit.data.io import atomic_writer
+from rewardkit.errors import UnsupportedError
 from rewardkit.scorers import is_pairwise, pointwise_function
 from rewardkit.scoring import ScorerOptions, build_scorer
 from rewardkit.types import ScoreOutput
@@ -131,30 +131,22 @@ def _check_finite(rewards: np.ndarray) -> None:
 
 def _write_scored(data: str, out: str, extras: list[dict[str, Any]]) -> None:
     """Stream the raw records of ``data`` again, attach each valid record's fields in order, write ``out``
-    atomically (a temporary file renamed at the end; removed if anything fails)."""
+    atomically (nothing half-written; a path that cannot be written is an input error naming it)."""
     from rewardkit.data.formats import DataError, iter_records, parse_record
 
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     k = 0
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for loc, record in iter_records(data):
-                error = record if isinstance(record, DataError) else None
-                if error is None:
-                    try:
-                        parse_record(record, loc)  # type: ignore[arg-type]
-                    except DataError as e:
-                        error = e
-                if error is not None:
-                    row = {**(record if isinstance(record, dict) else {}), "error": str(error), "score": None}
-                else:
-                    row = {**record, **extras[k]}  # type: ignore[dict-item]
-                    k += 1
-                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-        os.replace(tmp, target)
-    except PermissionError as e:
-        raise InputError(f"{e.filename or target}: cannot write: {e.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_writer(out) as f:
+        for loc, record in iter_records(data):
+            error = record if isinstance(record, DataError) else None
+            if error is None:
+                try:
+                    parse_record(record, loc)  # type: ignore[arg-type]
+                except DataError as e:
+                    error = e
+            if error is not None:
+                row = {**(record if isinstance(record, dict) else {}), "error": str(error), "score": None}
+            else:
+                row = {**record, **extras[k]}  # type: ignore[dict-item]
+                k += 1
+            f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")

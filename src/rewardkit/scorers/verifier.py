@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from rewardkit.data.formats import Message
-from rewardkit.errors import InputError, OptionError, UnsupportedError
+from rewardkit.data.io import read_records
+from rewardkit.errors import OptionError, UnsupportedError
 from rewardkit.scoring import ScoreOutput, ScorerOptions
 from rewardkit.verify.math_answers import math_reward
 from rewardkit.verify.sandbox import SandboxLimits, check_python
@@ -81,16 +82,8 @@ def prompt_key(prompt: Sequence[Message] | str) -> str:
 
 
 def read_items(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a jsonl file (blank lines skipped); an error names the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-    return rows
+    """The rows of an items file (any format the data layer reads); an error names the file and line."""
+    return [row for _, row in read_records(path, what="items")]
 
 
 def response_text(response: Sequence[Message] | str) -> str:

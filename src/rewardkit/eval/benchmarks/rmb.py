@@ -19,7 +19,6 @@ and items whose best answer is identical to a loser (they tie, so they count wro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.data.formats import ROLES, DataError, Location, Message
+from rewardkit.data.formats import ROLES, DataError, Location, Message, iter_records
 from rewardkit.errors import MissingInputError
 from rewardkit.eval.benchmarks.base import (
     Item,
@@ -61,19 +60,10 @@ def _files(source: Path) -> list[Path]:
 
 
 def iter_rmb(source: str) -> Iterator[tuple[Location, Any]]:
-    """(location, record) for every record of every RMB file under ``source``."""
+    """(location, record) for every record of every RMB file under ``source``, through the data layer's
+    one reader (so a damaged or hostile file is an input error naming it, never a traceback)."""
     for path in _files(Path(source)):
-        loc = Location(str(path), line=1)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            yield loc, DataError(loc, None, f"not a readable JSON file: {e}")
-            continue
-        if not isinstance(data, list):
-            yield loc, DataError(loc, None, "an RMB file must hold a JSON list of records")
-            continue
-        for i, record in enumerate(data):
-            yield Location(str(path), row=i), record
+        yield from iter_records(path)
 
 
 def _conversation(record: Mapping[str, Any], loc: Location) -> tuple[tuple[Message, ...], int]:
@@ -82,7 +72,8 @@ def _conversation(record: Mapping[str, Any], loc: Location) -> tuple[tuple[Messa
         raise DataError(loc, "conversation_input", "expected a non-empty list of turns")
     out, empty = [], 0
     for i, t in enumerate(turns):
-        if not isinstance(t, Mapping) or t.get("role") not in ROLES or not isinstance(t.get("content"), str):
+        role = t.get("role") if isinstance(t, Mapping) else None
+        if not isinstance(role, str) or role not in ROLES or not isinstance(t.get("content"), str):
             raise DataError(loc, f"conversation_input[{i}]", "a turn needs a known 'role' and a string 'content'")
         empty += not t["content"].strip()
         out.append({"role": t["role"], "content": t["content"]})
