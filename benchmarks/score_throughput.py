@@ -196,14 +196,16 @@ def read_score_file(path: Path) -> np.ndarray:
 
 
 def run_score_file(model_dir: str, pairs: Pairs, workdir: Path, max_tokens: int, max_length: int) -> tuple[Any, np.ndarray]:
-    from rewardkit.scoring import score_file
+    from rewardkit.scorers.files import score_file
+    from rewardkit.scoring import ScorerOptions
 
     data = workdir / "eval.jsonl"
     with open(data, "w", encoding="utf-8") as f:
         for record in pairs.records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     out = workdir / "scored.jsonl"
-    result = score_file(model_dir, str(data), str(out), max_tokens=max_tokens, max_length=max_length)
+    opts = ScorerOptions(max_length=max_length, batch_tokens=max_tokens, device="cpu", dtype="float32")
+    result = score_file(model_dir, str(data), str(out), options=opts)
     return result, read_score_file(out)
 
 

@@ -103,7 +103,7 @@ def reward_models(folder: Path, out_dir: Path, args: argparse.Namespace) -> dict
 def cross_accuracy(rm_dir: Path, test: Path, out: Path, seed: int) -> dict[str, float]:
     """Accuracy of the reward model in ``rm_dir`` on the pairs of ``test`` (a tie is wrong)."""
     from rewardkit.eval.stats import bootstrap_mean, pairwise_correct
-    from rewardkit.scoring import score_file
+    from rewardkit.scorers.files import score_file
     from rewardkit.synth.core import read_jsonl
 
     if not out.exists():

@@ -25,7 +25,8 @@ import numpy as np
 from rewardkit.eval.pairwise import evaluate_pairs
 from rewardkit.eval.stats import bootstrap_mean, pairwise_correct
 from rewardkit.models.reward_model import write_json_atomic
-from rewardkit.scoring import RewardModelScorer, score_file
+from rewardkit.scorers.files import score_file
+from rewardkit.scoring import RewardModelScorer
 from rewardkit.synth import audit, load_embedded
 from rewardkit.synth.core import read_jsonl, write_jsonl
 from rewardkit.train.config import RewardTrainConfig

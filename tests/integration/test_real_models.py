@@ -16,7 +16,8 @@ from rewardkit.cli import main
 from rewardkit.data.chat import render_plain
 from rewardkit.data.formats import Location, parse_record
 from rewardkit.models.reward_model import build_reward_model, save_reward_model
-from rewardkit.scoring import score_file
+from rewardkit.scorers.files import score_file
+from rewardkit.scoring import ScorerOptions
 from shared_data import HH_RLHF, shared_data
 
 HH = shared_data(HH_RLHF)
@@ -43,7 +44,7 @@ def test_minilm_on_hh_rlhf_loads_in_plain_transformers_with_identical_scores(tmp
     assert 0.0 <= meta["metrics"]["eval"]["accuracy"] <= 1.0
 
     scored = tmp_path / "scored.jsonl"
-    score_file(str(out), str(held), str(scored), max_length=512)  # override: compare (almost) all untruncated
+    score_file(str(out), str(held), str(scored), options=ScorerOptions(max_length=512, device="cpu"))  # override: compare (almost) all untruncated
     rows = [json.loads(line) for line in scored.read_text().splitlines()]
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
