@@ -63,10 +63,10 @@ def load_baseline(workdir: Path) -> ModuleType:
     return module
 
 
-def one_round(module: ModuleType, workload: str, snippets: int, workers: int) -> float:
+def one_round(module: ModuleType, workload: str, snippets: int, workers: int, python: str) -> float:
     """Seconds to run ``snippets`` snippets of ``workload``; every run must pass all its tests."""
     code, tests = WORKLOADS[workload]
-    limits = module.SandboxLimits(cpu_s=10, wall_s=30)
+    limits = module.SandboxLimits(cpu_s=10, wall_s=30, python=python)
 
     def one(_: int) -> None:
         result = module.run_python(code, tests=tests, limits=limits)
@@ -84,13 +84,14 @@ def one_round(module: ModuleType, workload: str, snippets: int, workers: int) ->
     return time.perf_counter() - t0
 
 
-def measure(systems: dict[str, ModuleType], snippets: int, rounds: int, workers: int) -> dict[str, dict[str, list[float]]]:
+def measure(systems: dict[str, ModuleType], snippets: int, rounds: int, workers: int,
+            python: str) -> dict[str, dict[str, list[float]]]:
     """Alternating rounds of every system on every workload: {system: {workload: [seconds per round]}}."""
     times: dict[str, dict[str, list[float]]] = {name: {w: [] for w in WORKLOADS} for name in systems}
     for workload in WORKLOADS:
         for r in range(rounds):
             for name, module in systems.items():
-                seconds = one_round(module, workload, snippets, workers)
+                seconds = one_round(module, workload, snippets, workers, python)
                 times[name][workload].append(seconds)
                 log(f"{workload} round {r + 1}/{rounds} {name}: {snippets / seconds:.1f} snippets/s")
     return times
@@ -105,24 +106,24 @@ def summary(seconds: list[float], snippets: int) -> dict[str, float]:
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from rewardkit.verify import sandbox
 
-    if not sandbox.isolation()["bwrap"]:
-        raise SystemExit(f"the new sandbox cannot run here: {sandbox._plan(sys.executable).problem}")
+    if not sandbox.isolation(args.python)["bwrap"]:
+        raise SystemExit(f"the new sandbox cannot run here: {sandbox._plan(args.python).problem}")
     baseline = load_baseline(workdir)
     systems = {"rewardkit_0_1": baseline, "rewardkit": sandbox}
     load_before = os.getloadavg()
     log(f"load average {load_before}; warming up")
     for module in systems.values():
-        one_round(module, "trivial", 2, 1)
-    times = measure(systems, args.snippets, args.rounds, args.workers)
+        one_round(module, "trivial", 2, 1, args.python)
+    times = measure(systems, args.snippets, args.rounds, args.workers, args.python)
     results = {name: {w: summary(t, args.snippets) for w, t in per.items()} for name, per in times.items()}
     bwrap_version = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.strip()
     return {
         "settings": {"snippets_per_round": args.snippets, "rounds": args.rounds, "workers": args.workers,
-                     "baseline": f"git show {BASELINE_COMMIT}:{BASELINE_PATH}", "python": sys.version.split()[0],
+                     "baseline": f"git show {BASELINE_COMMIT}:{BASELINE_PATH}", "python": args.python,
                      "machine": platform.machine(), "cpus": os.cpu_count(), "bwrap": bwrap_version,
                      "euid": os.geteuid(), "load_average_before": [round(x, 2) for x in load_before],
                      "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-        "isolation": {"rewardkit": sandbox.isolation(), "rewardkit_0_1": baseline.isolation()},
+        "isolation": {"rewardkit": sandbox.isolation(args.python), "rewardkit_0_1": baseline.isolation()},
         "results": results,
         "new_over_baseline": {w: round(results["rewardkit"][w]["snippets_per_s"]
                                        / results["rewardkit_0_1"][w]["snippets_per_s"], 3) for w in WORKLOADS},
@@ -135,6 +136,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--snippets", type=int, default=40, help="snippets per timed round")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds of each system on each workload, alternating")
     p.add_argument("--workers", type=int, default=1, help="threads running a round's snippets")
+    p.add_argument("--python", default=sys.executable, help="the interpreter both sandboxes run the snippets with")
     p.add_argument("--workdir", type=Path, default=None, help="folder for the baseline module (default: temp)")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     return p.parse_args(argv)
