@@ -148,3 +148,19 @@ def test_a_plain_multi_output_hf_model_loads_as_a_multi_head(tmp_path: Path) -> 
     out = scorer.score([[{"role": "user", "content": "hi"}]], [reply("hello")])
     assert out.objective_names == ("x", "y")
     assert out.rewards[0] == pytest.approx(out.objectives[0].mean(), abs=1e-6)  # equal weights 1/K
+
+
+def test_a_saved_model_folder_is_readable_like_any_output(tmp_path: Path) -> None:
+    """safetensors and temporary-file writes create 0600 files; a model folder follows the umask (0644)."""
+    import os
+    import stat
+
+    base = tiny_bert(tmp_path / "backbone")
+    rm = build_reward_model(str(base), max_length=64, head=HeadConfig(kind="gaussian", objectives=["a"]))
+    old = os.umask(0o022)
+    try:
+        out = save_reward_model(rm, tmp_path / "rm", {})
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", HEAD_FILE, "rewardkit.json", "config.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
