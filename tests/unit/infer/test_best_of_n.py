@@ -120,7 +120,7 @@ def test_cli_errors_are_one_line(lm_path: Path, tmp_path: Path, capsys: pytest.C
     bad.write_text('{"prompt": 3}\n', encoding="utf-8")
     args = ["generate", "--policy", str(lm_path), "--reward", "length", "--out", str(tmp_path / "o.jsonl")]
     assert main([*args, "--prompts", str(bad)]) == 2
-    assert "bad.jsonl:1: prompt" in capsys.readouterr().err
+    assert "bad.jsonl:1: field 'prompt'" in capsys.readouterr().err
     good = _prompts_file(tmp_path)
     assert main([*args, "--prompts", str(good), "--method", "speculative", "--alpha", "1.5"]) == 2
     assert "alpha" in capsys.readouterr().err

@@ -57,7 +57,7 @@ def test_plain_transformers_scores_equal_rewardkit_score(trained: dict[str, Path
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     ours = np.array([s for r in rows for s in (r["chosen_score"], r["rejected_score"])])
     np.testing.assert_allclose(ours, _plain_scores(trained[kind], kind), atol=1e-5)
-    assert len(set(np.round(ours, 6))) == len(ours)  # a random head still separates every input
+    assert len(set(ours.tolist())) == len(ours)  # a random head still separates every input
 
 
 @pytest.mark.parametrize("kind", ["bert", "llama"])
