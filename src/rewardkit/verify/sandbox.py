@@ -508,16 +508,14 @@ def _run_sandboxed(code: str, tests: Sequence[str], limits: SandboxLimits, plan:
     host_uid = 100_000 + secrets.randbelow(1_000_000_000) if plan.fresh_host_uid else None
     read_end, write_end = os.pipe()
     try:
-        os.write(write_end, seccomp_filter())
-        os.close(write_end)
+        with os.fdopen(write_end, "wb") as pipe:  # a few hundred bytes: fits the pipe's buffer
+            pipe.write(seccomp_filter())
         t0 = time.perf_counter()
         proc = subprocess.Popen(bwrap_argv(plan.bwrap, plan.layout, limits, read_end), env={}, cwd="/",
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 pass_fds=(read_end,), start_new_session=True,
                                 user=host_uid, group=host_uid, extra_groups=[] if host_uid else None)
     finally:
-        with contextlib.suppress(OSError):
-            os.close(write_end)
         os.close(read_end)
     status, output = _communicate(proc, _payload(code, tests, limits, nonce, ["/tmp"]), limits, t0)
     return _result(status, proc.returncode, output, nonce, time.perf_counter() - t0)
