@@ -31,6 +31,23 @@ def add_device_options(p: argparse.ArgumentParser, *, dtype: bool = True) -> Non
                        help="model weights' dtype: auto = bfloat16 on a GPU with native bf16, else float32")
 
 
+def add_sandbox_options(p: argparse.ArgumentParser) -> None:
+    """``--sandbox-timeout`` and ``--unsafe-no-sandbox`` for commands whose scorers may run model-written code."""
+    from rewardkit.verify.sandbox import SandboxLimits
+
+    p.add_argument("--sandbox-timeout", type=float, default=SandboxLimits().wall_s,
+                   help="python checks (verifier 'tests'): wall seconds per run")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="run model-written code WITHOUT the bubblewrap sandbox (limits only; a warning on every "
+                   "run) where bubblewrap or user namespaces are missing. Only for code you trust")
+
+
+def sandbox_limits(args: argparse.Namespace) -> Any:
+    from rewardkit.verify.sandbox import SandboxLimits
+
+    return SandboxLimits(wall_s=args.sandbox_timeout, allow_unsandboxed=args.unsafe_no_sandbox)
+
+
 def add_config_flags(p: argparse.ArgumentParser, cls: type) -> None:
     """One ``--flag`` per top-level field of the config dataclass ``cls`` (sections go through ``--set``)."""
     hints = typing.get_type_hints(cls)

@@ -6,10 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from rewardkit.cli.common import add_device_options, command
+from rewardkit.cli.common import add_device_options, add_sandbox_options, command, sandbox_limits
 from rewardkit.infer.generate import METHODS, GenerateConfig, generate_file
 from rewardkit.infer.sampler import SamplingConfig
-from rewardkit.verify.sandbox import SandboxLimits
 
 
 def add_commands(sub: Any) -> None:
@@ -41,8 +40,7 @@ def add_commands(sub: Any) -> None:
     add_device_options(p)
     p.add_argument("--max-length", type=int, default=None, help="override the reward model's max tokens per input")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
-    p.add_argument("--sandbox-timeout", type=float, default=SandboxLimits().wall_s,
-                   help="python checks: wall seconds per run")
+    add_sandbox_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -69,7 +67,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         alpha=args.alpha, chunk=args.chunk, token_budget=args.token_budget, sampling=sampling,
         direction=args.direction, keep_all=args.keep_all, prompts_per_batch=args.prompts_per_batch,
         limit=args.limit, dtype=args.dtype, device=args.device, max_length=args.max_length,
-        sandbox=SandboxLimits(wall_s=args.sandbox_timeout), progress=not args.no_progress)
+        sandbox=sandbox_limits(args), progress=not args.no_progress)
     summary = generate_file(cfg)
     print(json.dumps(summary, indent=2))
     print(f"wrote {summary['prompts']} rows to {cfg.out}")

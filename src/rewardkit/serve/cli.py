@@ -31,6 +31,9 @@ def add_commands(sub: Any) -> None:
                    "hybrid:SCORER (with --items); length (a dummy for tests). Pairwise judges cannot be served")
     p.add_argument("--items", default=None, help="verifier / hybrid: jsonl whose rows give each prompt's "
                    "references (constraints, answer or tests)")
+    p.add_argument("--sandbox-timeout", type=float, default=10.0, help="python checks: wall seconds per run")
+    p.add_argument("--unsafe-no-sandbox", action="store_true", help="run model-written code WITHOUT the bubblewrap "
+                   "sandbox (limits only; a warning on every run). Only for code you trust")
     p.add_argument("--host", default=_default("host"), help=_help("host"))
     p.add_argument("--port", type=int, default=_default("port"), help=_help("port"))
     p.add_argument("--max-batch-tokens", type=int, default=_default("max_batch_tokens"), help=_help("max_batch_tokens"))
@@ -71,6 +74,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     from rewardkit.serve.engine import check_finite_rewards
     from rewardkit.serve.server import serve
     from rewardkit.serve.settings import read_api_key
+    from rewardkit.verify.sandbox import SandboxLimits
 
     settings = ServeSettings(
         host=args.host, port=args.port, max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size,
@@ -85,7 +89,8 @@ def _run_serve(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.torch_threads)
     options = ScorerOptions(max_length=args.max_length, dtype=args.dtype, device=args.device,
-                            batch_tokens=args.max_batch_tokens, items=args.items)
+                            batch_tokens=args.max_batch_tokens, items=args.items,
+                            sandbox=SandboxLimits(wall_s=args.sandbox_timeout, allow_unsandboxed=args.unsafe_no_sandbox))
     scorer = build_scorer(args.model, options)
     if is_pairwise(scorer):
         raise UnsupportedError(f"{args.model}: a pairwise judge compares two responses; the server scores one")
