@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rewardkit.verify.verifiers import Constraint
-from rewardkit.scorers.verifier import Reference, VerifierScorer, prompt_key, verify
 from rewardkit.errors import InputError
+from rewardkit.scorers.verifier import Reference, VerifierScorer, prompt_key, verify
 from rewardkit.scoring import SCORERS, build_scorer
+from rewardkit.verify.verifiers import Constraint
 
 ROWS = [
     {"prompt": [{"role": "user", "content": "Describe a cat."}],
