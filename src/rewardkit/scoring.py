@@ -11,6 +11,7 @@ and attention masks are exact, so batch 1 and batch 64 agree to float precision.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,8 +22,10 @@ import torch
 from rewardkit.data.chat import Encoded
 from rewardkit.data.collate import pad_sequences, token_budget_batches
 from rewardkit.data.formats import Message
+from rewardkit.errors import OptionError
 from rewardkit.models.heads import HeadOutput
 from rewardkit.models.reward_model import RewardModel, RewardNet, load_reward_model
+from rewardkit.models.uncertainty import attach_uncertainty
 from rewardkit.registry import Registry
 from rewardkit.types import ScoreOutput
 from rewardkit.verify.sandbox import SandboxLimits
@@ -76,6 +79,7 @@ class ScorerOptions:
     sandbox: SandboxLimits | None = None  # verifier / hybrid: limits for running code
     direction: str | None = None  # direction: weights over a multi-objective RM's objectives
     rm_scale: str = "raw"  # hybrid: raw | sigmoid for the reward model's part
+    pessimism: float = 0.0  # k: every reward becomes r − k·U (needs a scorer with uncertainty); 0 = off
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -93,8 +97,62 @@ def build_scorer(spec: str, options: ScorerOptions | None = None) -> Scorer:
     """The one way to build any scorer: ``SCORERS[kind].from_spec(path, options)`` for ``spec`` =
     ``kind:path`` (``rm:DIR``, ``dpo:POLICY``, ``judge:MODEL``, ``direction:RM#w``, ``verifier``,
     ``hybrid:SPEC``, ``length``) or a bare reward-model path. Used by score, eval, serve, generate and hybrid."""
+    opts = options or ScorerOptions()
     kind, path = parse_spec(spec)
-    return SCORERS.get(kind).from_spec(path, options or ScorerOptions())
+    if not opts.pessimism:
+        return SCORERS.get(kind).from_spec(path, opts)
+    k = check_pessimism(opts.pessimism)
+    inner = SCORERS.get(kind).from_spec(path, dataclasses.replace(opts, pessimism=0.0))  # k applied once, here
+    if getattr(inner, "yields_uncertainty", None) is False:
+        raise OptionError(no_uncertainty_message(spec, k))
+    return PessimisticScorer(inner, k)
+
+
+def check_pessimism(k: float) -> float:
+    """``k`` as a float, refusing a negative or non-finite one (an :class:`~rewardkit.errors.OptionError`)."""
+    k = float(k)
+    if not (math.isfinite(k) and k >= 0):
+        raise OptionError(f"--pessimism must be a finite number >= 0, got {k}")
+    return k
+
+
+def no_uncertainty_message(spec: str, k: float) -> str:
+    return (f"--pessimism {k:g} needs a scorer that reports uncertainty, and {spec!r} does not: fit one with "
+            f"`rewardkit uncertainty fit --model RM --data TRAIN_PAIRS` (any reward model), or use a gaussian head")
+
+
+def pessimistic(out: ScoreOutput, k: float, name: str = "the scorer") -> ScoreOutput:
+    """``out`` with rewards ``r − k·U`` (N,) float32; ``uncertainty`` and ``objectives`` are kept as they are."""
+    if out.uncertainty is None:
+        raise OptionError(no_uncertainty_message(name, k))
+    rewards = (out.rewards.astype(np.float64) - k * out.uncertainty.astype(np.float64)).astype(np.float32)
+    return dataclasses.replace(out, rewards=rewards)
+
+
+class PessimisticScorer:
+    """Any scorer with uncertainty, made pessimistic: every reward is ``r − k·U`` (AdvPO's lower confidence
+    bound; ``k`` = ``ScorerOptions.pessimism``). Built only by :func:`build_scorer`. Every other attribute
+    (``rm``, ``encode``, ...) is the inner scorer's, so the server batches it like the inner one."""
+
+    def __init__(self, inner: Any, k: float) -> None:
+        self.inner = inner
+        self.k = k
+        self.name = f"{inner.name} (pessimism {k:g})"
+
+    def __getattr__(self, attr: str) -> Any:  # only for attributes not set above
+        return getattr(self.__dict__["inner"], attr)
+
+    def adjust(self, out: ScoreOutput) -> ScoreOutput:
+        return pessimistic(out, self.k, self.inner.name)
+
+    def score(
+        self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
+        conversational: Sequence[bool] | bool = True,
+    ) -> ScoreOutput:
+        return self.adjust(self.inner.score(prompts, responses, conversational))
+
+    def score_batch_encoded(self, encoded: Sequence[Encoded]) -> ScoreOutput:
+        return self.adjust(self.inner.score_batch_encoded(encoded))
 
 
 def is_pairwise(scorer: Any) -> bool:
@@ -180,9 +238,14 @@ class RewardModelScorer:
         self, path: str, *, max_length: int | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,
         device: str = "auto", dtype: str = "auto",
     ) -> None:
-        self.rm = load_reward_model(path, max_length=max_length, device=device, dtype=dtype)
+        self.rm = attach_uncertainty(load_reward_model(path, max_length=max_length, device=device, dtype=dtype))
         self.name = path
         self.max_tokens = max_tokens
+
+    @property
+    def yields_uncertainty(self) -> bool:
+        """True when every output carries ``uncertainty``: a fitted last-layer U or a gaussian head."""
+        return self.rm.net.uncertainty is not None or self.rm.head.cfg.kind == "gaussian"
 
     @classmethod
     def from_spec(cls, path: str, opts: ScorerOptions) -> RewardModelScorer:

@@ -24,6 +24,8 @@ EPILOG = """examples:
   rewardkit score --model runs/rm --data prefs.jsonl --out scored.jsonl
   rewardkit score --model verifier --data prompts_with_constraints.jsonl --out scored.jsonl
   rewardkit eval --model runs/rm --data prefs.jsonl --out runs/eval
+  rewardkit uncertainty fit --model runs/rm --data prefs.jsonl
+  rewardkit score --model runs/rm --data prefs.jsonl --out scored.jsonl --pessimism 1
   rewardkit generate --policy smollm2-135m --reward runs/rm --prompts prompts.jsonl --n 8 --out best.jsonl
   rewardkit serve --model runs/rm --port 8000
 """
@@ -33,7 +35,7 @@ EPILOG = """examples:
 COMMANDS = (
     "rewardkit.cli.quickstart:add_commands", "rewardkit.cli.data:add_commands", "rewardkit.cli.train:add_commands",
     "rewardkit.cli.score:add_commands", "rewardkit.cli.eval:add_commands", "rewardkit.serve.cli:add_commands",
-    "rewardkit.cli.generate:add_commands",
+    "rewardkit.cli.generate:add_commands", "rewardkit.cli.uncertainty:add_commands",
 )
 
 

@@ -16,6 +16,7 @@ Two failure modes of other tools are ruled out here:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from rewardkit.models.backbones import resolve_backbone
 from rewardkit.models.causal_lm import ensure_distinct_pad
 from rewardkit.models.devices import resolve_device, resolve_dtype
 from rewardkit.models.heads import HeadConfig, HeadOutput, RewardHead, build_head, run_head
+from rewardkit.models.uncertainty import LastLayerUncertainty, capture_features, pooled_features
 
 METADATA_FILE = "rewardkit.json"
 HEAD_FILE = "head.safetensors"
@@ -40,15 +42,25 @@ DEFAULT_MAX_LENGTH = 512
 
 class RewardNet(torch.nn.Module):
     """Backbone and head as one module (what training wraps in DDP/FSDP and optimises):
-    ``forward(batch, response_starts)`` -> :class:`~rewardkit.models.heads.HeadOutput`."""
+    ``forward(batch, response_starts)`` -> :class:`~rewardkit.models.heads.HeadOutput`.
 
-    def __init__(self, backbone: Any, head: RewardHead) -> None:
+    ``uncertainty``: an optional fitted last-layer uncertainty (:mod:`rewardkit.models.uncertainty`, set by
+    ``attach_uncertainty``); when present, the same forward also returns ``U`` (N,) in ``uncertainty`` (it
+    replaces a gaussian head's own), read from the output layer's input: the backbone runs once."""
+
+    def __init__(self, backbone: Any, head: RewardHead, uncertainty: LastLayerUncertainty | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.uncertainty = uncertainty
 
     def forward(self, batch: dict[str, torch.Tensor], response_starts: torch.Tensor | None = None) -> HeadOutput:
-        return run_head(self.backbone, self.head, batch, response_starts=response_starts)
+        if self.uncertainty is None:
+            return run_head(self.backbone, self.head, batch, response_starts=response_starts)
+        with capture_features(self.backbone) as seen:
+            out = run_head(self.backbone, self.head, batch, response_starts=response_starts)
+        phi = pooled_features(seen[-1], batch["attention_mask"], self.head.cfg.pooling)  # (N, H)
+        return dataclasses.replace(out, uncertainty=self.uncertainty(phi))
 
 
 @dataclass

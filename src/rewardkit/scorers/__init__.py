@@ -30,6 +30,7 @@ from rewardkit.data.formats import Message
 from rewardkit.scorers.lm import CachingTokenizer, model_fingerprint
 from rewardkit.scoring import (
     SCORERS,
+    PessimisticScorer,
     RewardModelScorer,
     ScoreOutput,
     ScorerOptions,
@@ -42,6 +43,8 @@ from rewardkit.scoring import (
 
 def scorer_identity(scorer: Any, opts: ScorerOptions) -> dict[str, Any]:
     """Everything that changes this scorer's scores: the cache namespace and the reproducibility record."""
+    if isinstance(scorer, PessimisticScorer):
+        return {**scorer_identity(scorer.inner, opts), "pessimism": scorer.k}
     if hasattr(scorer, "identity"):
         return dict(scorer.identity())
     if isinstance(scorer, RewardModelScorer):
@@ -81,6 +84,9 @@ class TokenizeOnceRM:
 
 def pointwise_function(scorer: Any) -> PointwiseFn:
     """``fn(prompts, responses, conversational, progress=None) -> ScoreOutput`` for a pointwise scorer."""
+    if isinstance(scorer, PessimisticScorer):
+        inner = pointwise_function(scorer.inner)
+        return lambda *args, progress=None: scorer.adjust(inner(*args, progress=progress))
     if isinstance(scorer, RewardModelScorer):
         return TokenizeOnceRM(scorer).score
     takes_progress = "progress" in inspect.signature(scorer.score).parameters
