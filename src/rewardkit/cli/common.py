@@ -42,6 +42,15 @@ def add_sandbox_options(p: argparse.ArgumentParser) -> None:
                    "run) where bubblewrap or user namespaces are missing. Only for code you trust")
 
 
+PESSIMISM_HELP = ("reward r − k·U with the scorer's uncertainty U (AdvPO's lower bound; resists over-optimisation). "
+                  "Needs a model with uncertainty: `rewardkit uncertainty fit` or a gaussian head. 0 = off")
+
+
+def add_pessimism_option(p: argparse.ArgumentParser) -> None:
+    """``--pessimism k`` (:attr:`rewardkit.scoring.ScorerOptions.pessimism`)."""
+    p.add_argument("--pessimism", type=float, default=0.0, metavar="K", help=PESSIMISM_HELP)
+
+
 def sandbox_limits(args: argparse.Namespace) -> Any:
     from rewardkit.verify.sandbox import SandboxLimits
 

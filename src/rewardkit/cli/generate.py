@@ -6,7 +6,13 @@ import argparse
 import json
 from typing import Any
 
-from rewardkit.cli.common import add_device_options, add_sandbox_options, command, sandbox_limits
+from rewardkit.cli.common import (
+    add_device_options,
+    add_pessimism_option,
+    add_sandbox_options,
+    command,
+    sandbox_limits,
+)
 from rewardkit.infer.generate import METHODS, GenerateConfig, generate_file
 from rewardkit.infer.sampler import SamplingConfig
 
@@ -32,6 +38,7 @@ def add_commands(sub: Any) -> None:
                    "running samples x context length reaches this many KV-cache tokens")
     p.add_argument("--direction", default=None, help="weights over a multi-output RM's objectives, e.g. "
                    "helpfulness=0.9,verbosity=-0.4 (normalised to a unit vector)")
+    add_pessimism_option(p)
     _add_sampling(p)
     p.add_argument("--keep-all", action="store_true", help="also write every candidate with its score")
     p.add_argument("--prompts-per-batch", type=int, default=d.prompts_per_batch, help="prompts decoded together (left-padded); "
@@ -67,7 +74,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         alpha=args.alpha, chunk=args.chunk, token_budget=args.token_budget, sampling=sampling,
         direction=args.direction, keep_all=args.keep_all, prompts_per_batch=args.prompts_per_batch,
         limit=args.limit, dtype=args.dtype, device=args.device, max_length=args.max_length,
-        sandbox=sandbox_limits(args), progress=not args.no_progress)
+        sandbox=sandbox_limits(args), progress=not args.no_progress, pessimism=args.pessimism)
     summary = generate_file(cfg)
     print(json.dumps(summary, indent=2))
     print(f"wrote {summary['prompts']} rows to {cfg.out}")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rewardkit.cli.common import add_device_options, add_sandbox_options, command, sandbox_limits
+from rewardkit.cli.common import (
+    add_device_options,
+    add_pessimism_option,
+    add_sandbox_options,
+    command,
+    sandbox_limits,
+)
 
 
 def add_commands(sub: Any) -> None:
@@ -25,6 +31,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--ref-free", default=None, choices=["avg", "sum", "norm"], help="dpo: reference-free variant")
     p.add_argument("--skip-invalid", action="store_true",
                    help="write invalid records back with an 'error' field instead of stopping")
+    add_pessimism_option(p)
     add_device_options(p)
     add_sandbox_options(p)
 
@@ -35,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
 
     opts = ScorerOptions(max_length=args.max_length, dtype=args.dtype, device=args.device,
                          batch_tokens=args.batch_tokens, ref_model=args.ref_model, ref_free=args.ref_free,
-                         sandbox=sandbox_limits(args))
+                         sandbox=sandbox_limits(args), pessimism=args.pessimism)
     r = score_file(args.model, args.data, args.out, options=opts, skip_invalid=args.skip_invalid)
     print(f"scored {r.pairs} pairs and {r.completions} completions with {r.scorer} ({r.sequences} sequences, "
           f"{r.sequences_per_s:.1f} seq/s); {r.truncated_sequences} records truncated; {r.invalid} invalid")

@@ -48,6 +48,7 @@ class GenerateConfig:
     max_length: int | None = None
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     progress: bool = True
+    pessimism: float = 0.0  # score r − k·U (ScorerOptions.pessimism)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -91,7 +92,8 @@ def build_generation_scorer(spec: str, *, items: str, options: ScorerOptions | N
 def generate_file(cfg: GenerateConfig) -> dict[str, Any]:
     """Run ``cfg``; write ``cfg.out`` (one row per prompt, atomically) and return the summary."""
     rows = read_prompts(cfg.prompts, cfg.limit)
-    options = ScorerOptions(max_length=cfg.max_length, device=cfg.device, dtype=cfg.dtype, sandbox=cfg.sandbox)
+    options = ScorerOptions(max_length=cfg.max_length, device=cfg.device, dtype=cfg.dtype, sandbox=cfg.sandbox,
+                            pessimism=cfg.pessimism)
     scorer = build_generation_scorer(cfg.reward, items=cfg.prompts, options=options, direction=cfg.direction)
     policy = load_policy(cfg.policy, dtype=cfg.dtype, device=cfg.device)
     prompts = [r["prompt"] for r in rows]
@@ -131,7 +133,7 @@ def summarize(cfg: GenerateConfig, results: list[PromptResult]) -> dict[str, Any
     spent = total([r.compute for r in results])
     k = max(len(results), 1)
     return {"out": cfg.out, "method": cfg.method, "n": cfg.n, "alpha": cfg.alpha, "policy": cfg.policy,
-            "reward": cfg.reward, "prompts": len(results),
+            "reward": cfg.reward, "pessimism": cfg.pessimism, "prompts": len(results),
             "mean_score": sum(r.best.score for r in results) / k,
             "compute": spent.to_dict(),
             "per_prompt": {"generated_tokens": spent.generated_tokens / k, "wall_s": round(spent.wall_s / k, 4)}}

@@ -34,6 +34,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--sandbox-timeout", type=float, default=10.0, help="python checks: wall seconds per run")
     p.add_argument("--unsafe-no-sandbox", action="store_true", help="run model-written code WITHOUT the bubblewrap "
                    "sandbox (limits only; a warning on every run). Only for code you trust")
+    p.add_argument("--pessimism", type=float, default=0.0, metavar="K", help="serve r − k·U with the model's "
+                   "uncertainty U (fitted by `rewardkit uncertainty fit`, or a gaussian head); 0 = off")
     p.add_argument("--host", default=_default("host"), help=_help("host"))
     p.add_argument("--port", type=int, default=_default("port"), help=_help("port"))
     p.add_argument("--max-batch-tokens", type=int, default=_default("max_batch_tokens"), help=_help("max_batch_tokens"))
@@ -89,7 +91,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.torch_threads)
     options = ScorerOptions(max_length=args.max_length, dtype=args.dtype, device=args.device,
-                            batch_tokens=args.max_batch_tokens, items=args.items,
+                            batch_tokens=args.max_batch_tokens, items=args.items, pessimism=args.pessimism,
                             sandbox=SandboxLimits(wall_s=args.sandbox_timeout, allow_unsandboxed=args.unsafe_no_sandbox))
     scorer = build_scorer(args.model, options)
     if is_pairwise(scorer):

@@ -83,7 +83,7 @@ class ScoringEngine:
         self.scorer, self.max_padding = scorer, max_padding
         self.encodes = callable(getattr(scorer, "encode", None)) and callable(
             getattr(scorer, "score_batch_encoded", None))
-        rm = getattr(scorer, "rm", None)
+        rm = self.rm = getattr(scorer, "rm", None)
         self.tokenizer = getattr(rm, "tokenizer", None)
         encoder = getattr(rm, "encoder", None)
         self.input_format: str | None = getattr(encoder, "input_format", None)
@@ -152,7 +152,18 @@ class ScoringEngine:
             "truncation_policy": self.metadata.get("truncation_policy"),
             "objectives": list(self.metadata.get("objectives") or ["reward"]),
             "chat_marker": self.marker,
+            "uncertainty": _uncertainty_kind(self.rm),
+            "pessimism": float(getattr(self.scorer, "k", 0.0)),
         }
+
+
+def _uncertainty_kind(rm: Any) -> str | None:
+    """``last-layer``, ``gaussian`` or None: what a reward model's ``uncertainty`` output is."""
+    if rm is None:
+        return None
+    if getattr(rm.net, "uncertainty", None) is not None:
+        return "last-layer"
+    return "gaussian" if rm.head.cfg.kind == "gaussian" else None
 
 
 def length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:

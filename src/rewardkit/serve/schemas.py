@@ -215,6 +215,9 @@ class ModelCard(BaseModel):
     truncation_policy: str | None = None
     objectives: list[str] = Field(default_factory=lambda: ["reward"])
     chat_marker: str | None = Field(None, description="assistant-turn marker used to split OpenRLHF queries")
+    uncertainty: str | None = Field(None, description="what the items' 'uncertainty' is: last-layer (AdvPO, fitted "
+                                    "by `rewardkit uncertainty fit`), gaussian (the head's σ), or null without one")
+    pessimism: float = Field(0.0, description="k: every reward is r − k·uncertainty (0: the model's own reward)")
 
 
 class ModelList(BaseModel):
