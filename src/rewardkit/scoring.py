@@ -137,7 +137,7 @@ class PessimisticScorer:
     def __init__(self, inner: Any, k: float) -> None:
         self.inner = inner
         self.k = k
-        self.name = f"{inner.name} (pessimism {k:g})"
+        self.name = inner.name  # the served model id stays the model's; identities and /v1/models carry k
 
     def __getattr__(self, attr: str) -> Any:  # only for attributes not set above
         return getattr(self.__dict__["inner"], attr)
