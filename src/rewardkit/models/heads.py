@@ -13,7 +13,8 @@ described (with the formula of the scalar reward) in ``rewardkit.json``:
                 reward = Σ_k o_k · c_k.
 - ``gaussian``  K objectives with a mean (the backbone's outputs) and a log standard deviation each
                 (a linear layer on the pooled hidden state, clamped to [−10, 10]). reward = Σ_k w_k μ_k,
-                uncertainty = sqrt(Σ_k w_k² σ_k²) (independent objectives).
+                uncertainty = sqrt(Σ_k w_k² σ_k²) (independent objectives); w fixed, or a gating network's
+                (URM), as for ``multi``.
 
 Each head is a ``torch.nn.Module`` registered in :data:`HEADS` and built from its :class:`HeadConfig`.
 """
@@ -49,7 +50,7 @@ class HeadConfig:
                                   metadata={"help": "objective names, comma-separated (one per output)"})
     weights: list[float] | None = field(
         default=None, metadata={"help": "multi/gaussian: fixed weights over the objectives (default 1/K each)"})
-    gating: bool = _f(False, "multi: a prompt-conditioned gating network (ArmoRM) instead of fixed weights")
+    gating: bool = _f(False, "multi/gaussian: a prompt-conditioned gating network (ArmoRM, URM) instead of fixed weights")
     gating_hidden: int = _f(256, "gating MLP width")
     gating_layers: int = _f(2, "gating MLP Linear layers")
     gating_temperature: float = _f(10.0, "gating softmax temperature T (ArmoRM: 10)")
@@ -58,6 +59,9 @@ class HeadConfig:
         default=None, metadata={"help": "multi: K x K matrix T, coefficients = w Tᵀ (YAML only)"})
     pooling: Literal["first", "last"] = _f(
         "last", "set from the backbone: first (encoders' [CLS]) or last (decoders' last token)")
+    prompt_offset: int = _f(
+        0, "set from the chat template: the gating input is this many tokens before the prompt's last token "
+        "(the generation prompt's length, so gating reads the token before the assistant header, as ArmoRM)")
 
     def __post_init__(self) -> None:
         if self.kind not in HEADS:
@@ -71,8 +75,8 @@ class HeadConfig:
             raise OptionError(f"head.weights: {len(self.weights)} weights for {k} objectives")
         if self.transform is not None and (len(self.transform) != k or any(len(r) != k for r in self.transform)):
             raise OptionError(f"head.transform must be a {k} × {k} matrix")
-        if self.gating and self.kind != "multi":
-            raise OptionError("head.gating needs head.kind=multi")
+        if self.gating and self.kind not in ("multi", "gaussian"):
+            raise OptionError("head.gating needs head.kind=multi or gaussian")
         if self.gating_temperature <= 0:
             raise OptionError(f"head.gating_temperature must be > 0, got {self.gating_temperature}")
 
@@ -218,9 +222,13 @@ class GaussianHead(RewardHead):
         nn.init.zeros_(self.log_std.weight)
         nn.init.zeros_(self.log_std.bias)
         self.register_buffer("weights", _fixed_weights(cfg))
+        self.gate = GatingNetwork(hidden_size, cfg.num_objectives, hidden=cfg.gating_hidden, layers=cfg.gating_layers,
+                                  temperature=cfg.gating_temperature, dropout=cfg.gating_dropout) if cfg.gating else None
 
     def formula(self) -> str:
-        return "reward = Σ_k w_k μ_k; uncertainty = sqrt(Σ_k w_k² σ_k²), σ = exp(clamp(log_std(h_pooled), -10, 10))"
+        w = "gating(prompt) = softmax(mlp(h_prompt) / T) · logit_scale" if self.gate is not None else "fixed weights"
+        return (f"reward = Σ_k w_k μ_k; uncertainty = sqrt(Σ_k w_k² σ_k²), σ = exp(clamp(log_std(h_pooled), -10, 10)), "
+                f"w = {w}")
 
     def forward(self, logits: torch.Tensor, hidden: torch.Tensor | None = None,
                 pooled_at: torch.Tensor | None = None, prompt_at: torch.Tensor | None = None) -> HeadOutput:
@@ -228,23 +236,31 @@ class GaussianHead(RewardHead):
             raise ValueError("a gaussian head needs the hidden states and the pooled position")
         mean = logits.float()  # (N, K)
         log_std = self.log_std(_at(hidden, pooled_at).float()).clamp(*LOG_STD_BOUNDS)  # (N, K)
-        var = (self.weights**2 * torch.exp(2 * log_std)).sum(-1)
-        return HeadOutput(mean @ self.weights, mean, log_std, var.sqrt())
+        if self.gate is not None:
+            if prompt_at is None:
+                raise ValueError("a gated head needs the prompt's position")
+            w = self.gate(_at(hidden, prompt_at))  # (N, K)
+        else:
+            w = self.weights.expand_as(mean)
+        var = (w**2 * torch.exp(2 * log_std)).sum(-1)
+        return HeadOutput((mean * w).sum(-1), mean, log_std, var.sqrt())
 
 
 def build_head(cfg: HeadConfig, hidden_size: int) -> RewardHead:
     return HEADS.get(cfg.kind)(cfg, hidden_size)
 
 
-def head_inputs(attention_mask: torch.Tensor, pooling: Pooling, response_starts: torch.Tensor | None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def head_inputs(attention_mask: torch.Tensor, pooling: Pooling, response_starts: torch.Tensor | None, *,
+                prompt_offset: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(pooled_at (N,), prompt_at (N,) or None)`` for a right-padded batch: the backbone pools the first
-    token (encoders) or the last real one (decoders); the prompt's last token is ``response_start − 1``."""
+    token (encoders) or the last real one (decoders); the gating input is the prompt's last token
+    ``response_start − 1``, or ``prompt_offset`` tokens before it (the token before the generation prompt)."""
     if pooling == "first":
         pooled = torch.zeros(attention_mask.shape[0], dtype=torch.long, device=attention_mask.device)
     else:
         pooled = attention_mask.long().sum(-1) - 1
-    prompt = None if response_starts is None else (response_starts.to(attention_mask.device) - 1).clamp(min=0)
+    prompt = None if response_starts is None else \
+        (response_starts.to(attention_mask.device) - 1 - prompt_offset).clamp(min=0)
     return pooled, prompt
 
 
@@ -256,5 +272,6 @@ def run_head(model: Any, head: RewardHead, batch: dict[str, torch.Tensor], *,
     if not head.needs_hidden:
         return head(model(**batch).logits)
     out = model(**batch, output_hidden_states=True)
-    pooled, prompt = head_inputs(batch["attention_mask"], head.cfg.pooling, response_starts)
+    pooled, prompt = head_inputs(batch["attention_mask"], head.cfg.pooling, response_starts,
+                                 prompt_offset=head.cfg.prompt_offset)
     return head(out.logits, out.hidden_states[-1], pooled, prompt)

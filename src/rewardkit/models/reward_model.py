@@ -31,6 +31,7 @@ from rewardkit.errors import OptionError
 from rewardkit.models.backbones import resolve_backbone
 from rewardkit.models.causal_lm import ensure_distinct_pad
 from rewardkit.models.devices import resolve_device, resolve_dtype
+from rewardkit.models.features import generation_prompt_length
 from rewardkit.models.heads import HeadConfig, HeadOutput, RewardHead, build_head, run_head
 from rewardkit.models.uncertainty import LastLayerUncertainty, capture_features, pooled_features
 
@@ -112,6 +113,7 @@ def build_reward_model(backbone: str, *, max_length: int | None = None, head: He
     ensure_distinct_pad(tokenizer, model)
     fmt = input_format_for(tokenizer, model.config.model_type)
     cfg.pooling = "first" if fmt == "text_pair" else "last"
+    cfg.prompt_offset = generation_prompt_length(tokenizer) if fmt == "chat" else 0  # gate before the assistant header
     length = max_length or _default_max_length(tokenizer)
     net = RewardNet(model, build_head(cfg, model.config.hidden_size))
     return RewardModel(net, tokenizer, PairEncoder(tokenizer, fmt, length), {"backbone": backbone}, backbone)
@@ -177,6 +179,8 @@ def load_reward_model(
 ) -> RewardModel:
     """Load a rewardkit RM folder, or any HF sequence-classification RM (path or hub name), in eval mode.
 
+    An ensemble folder (``rewardkit.json`` with ``ensemble``) loads as one model whose ``net`` is a
+    :class:`~rewardkit.models.ensemble.EnsembleNet` (mean reward, the members' std as uncertainty).
     For a rewardkit folder the input format, max length and head come from ``rewardkit.json``
     (``max_length`` overrides it); for other RMs they are inferred from the tokenizer and model type, and
     a model with K > 1 outputs gets a ``multi`` head with equal weights over its ``id2label`` objectives.
@@ -188,6 +192,10 @@ def load_reward_model(
     resolved = resolve_backbone(name)
     meta_path = Path(resolved) / METADATA_FILE
     meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    if "ensemble" in meta:  # URME: members/0..K-1, scored as one (mean reward, std as uncertainty)
+        from rewardkit.models.ensemble import load_ensemble
+
+        return load_ensemble(Path(resolved), meta, name, max_length=max_length, dtype=dtype, device=device)
     where = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(resolved)
     model = AutoModelForSequenceClassification.from_pretrained(resolved, dtype=resolve_dtype(dtype, where))

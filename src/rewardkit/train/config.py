@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from rewardkit.errors import OptionError
-from rewardkit.losses import PairRewards
+from rewardkit.losses import LOSSES, AttributeTargets, PairRewards
 from rewardkit.models.heads import HeadConfig
 
 
@@ -147,11 +147,52 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass
-class RewardTrainConfig(TrainConfig):
-    """Reward-model training (``rewardkit train rm``): a reward head on a backbone, a pairwise loss."""
+class ArmoSection:
+    """``armo``: ArmoRM's stage 1 (ridge per objective) and verbosity debiasing, for ``--head multi`` on
+    attribute data (METHODS §2)."""
 
+    ridge_alphas: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4],
+                                      metadata={"help": "ridge penalties tried per objective (comma-separated)"})
+    val_fraction: float = _f(0.2, "share of each objective's labelled rows held out to choose the penalty")
+    split_seed: int = _f(42, "seed of the train/validation split (ArmoRM: 42)")
+    verbosity: str = _f("verbosity", "objective to debias the others against (Spearman rule); '' disables")
+    corr_threshold: float = _f(0.03, "debiasing: first penalty λ with Spearman(r_i − λ r_verb, r_verb) ≤ this")
+
+    def __post_init__(self) -> None:
+        if not self.ridge_alphas or any(a <= 0 for a in self.ridge_alphas):
+            raise OptionError(f"armo.ridge_alphas must be positive, got {self.ridge_alphas}")
+        if not 0 <= self.val_fraction < 1:
+            raise OptionError(f"armo.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class UrmSection:
+    """``urm``: the gaussian head's attribute regression (URM, METHODS §5)."""
+
+    loss: str = _f("gaussian_nll", "attribute loss: gaussian_nll (mean and std) or attribute_mse (mean only)")
+    init_std: float = _f(0.02, "std of the random init of each member's objective layer (members differ by seed)")
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES or LOSSES.get(self.loss).inputs is not AttributeTargets:
+            raise OptionError(f"urm.loss: {self.loss!r} is not an attribute loss (gaussian_nll, attribute_mse)")
+
+
+@dataclass
+class RewardTrainConfig(TrainConfig):
+    """Reward-model training (``rewardkit train rm``): a reward head on a backbone, a pairwise loss; on
+    attribute data (``--data`` of rated responses) an ArmoRM (``--head multi``) or URM (``--head gaussian``)
+    model on the frozen backbone."""
+
+    attributes: str | None = _f(None, "attribute data: the objective columns to use, comma-separated "
+                                "(default: detected, e.g. HelpSteer2's five)")
+    pairs: str | None = _f(None, "attribute data: preference pairs that train the gating network (stage 2)")
+    reference_data: str | None = _f(None, "multi head: preference pairs whose rewards set the verbosity penalties "
+                                    "(default: --pairs, else the attribute data)")
+    ensemble: int = _f(1, "gaussian head: train this many members (seeds seed..seed+K-1) into OUT/members/ (URME)")
     loss: LossSection = field(default_factory=LossSection, metadata={"help": "loss settings"})
     head: HeadConfig = field(default_factory=HeadConfig, metadata={"help": "reward head settings"})
+    armo: ArmoSection = field(default_factory=ArmoSection, metadata={"help": "ArmoRM settings"})
+    urm: UrmSection = field(default_factory=UrmSection, metadata={"help": "URM settings"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -159,6 +200,12 @@ class RewardTrainConfig(TrainConfig):
             self.loss = LossSection(**self.loss)
         if isinstance(self.head, dict):
             self.head = HeadConfig.from_dict(self.head)
+        if isinstance(self.armo, dict):
+            self.armo = ArmoSection(**self.armo)
+        if isinstance(self.urm, dict):
+            self.urm = UrmSection(**self.urm)
+        if self.ensemble < 1:
+            raise OptionError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.loss.spec.inputs is not PairRewards:
             raise OptionError(f"loss.name: {self.loss.name!r} is not a reward-model loss (it takes "
                               f"{self.loss.spec.inputs.__name__}, not PairRewards)")

@@ -16,6 +16,7 @@ from rewardkit.data.dataset import (
     tokenize_examples,
     truncation_stats,
 )
+from rewardkit.errors import OptionError
 from rewardkit.losses import LossOutput, PairRewards
 from rewardkit.models.reward_model import RewardModel, build_reward_model, save_reward_model
 from rewardkit.scoring import forward_head
@@ -134,5 +135,15 @@ def build_rm_job(cfg: RewardTrainConfig, accelerator: Any) -> Job:
 
 
 def train_reward_model(cfg: RewardTrainConfig) -> TrainResult:
-    """Train a reward model as configured and save it to ``cfg.out``."""
+    """Train a reward model as configured and save it to ``cfg.out``: on preference pairs through the loop;
+    on attribute data (rated responses) as ArmoRM or URM (:mod:`rewardkit.train.attributes`)."""
+    from rewardkit.data.attributes import is_attribute_file
+
+    if is_attribute_file(cfg.data):
+        from rewardkit.train.attributes import train_attribute_model
+
+        return train_attribute_model(cfg)
+    if cfg.pairs or cfg.ensemble > 1 or cfg.attributes:
+        raise OptionError("--pairs, --attributes and --ensemble need attribute data in --data (rated responses: "
+                          "HelpSteer2, UltraFeedback or numeric columns); got preference pairs")
     return run_job(cfg, build_rm_job)

@@ -26,6 +26,7 @@ HEADS_TO_TEST = {
     "multi_gated": HeadConfig(kind="multi", objectives=NAMES, gating=True, gating_hidden=8,
                               transform=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-0.5, -0.25, 1.0]]),
     "gaussian": HeadConfig(kind="gaussian", objectives=NAMES[:2]),
+    "gaussian_gated": HeadConfig(kind="gaussian", objectives=NAMES[:2], gating=True, gating_hidden=8, prompt_offset=1),
 }
 
 
@@ -134,8 +135,8 @@ def test_heads_are_registered_and_configs_validated() -> None:
         HeadConfig(objectives=["a", "b"])
     with pytest.raises(OptionError, match="3 × 3"):
         HeadConfig(kind="multi", objectives=NAMES, transform=[[1.0]])
-    with pytest.raises(OptionError, match=r"gating needs head\.kind=multi"):
-        HeadConfig(kind="gaussian", objectives=["a"], gating=True)
+    with pytest.raises(OptionError, match=r"gating needs head\.kind=multi or gaussian"):
+        HeadConfig(kind="scalar", gating=True)
 
 
 def test_a_plain_multi_output_hf_model_loads_as_a_multi_head(tmp_path: Path) -> None:
