@@ -9,10 +9,11 @@ counterfactual twins) -- in one run:
   more-edits-wins, longer- and shorter-wins, every surface feature alone and a logistic probe on all of
   them fitted on the train pairs, the ceiling of any prompt-blind scorer, and the verifiers' own
   verdict with each prompt swapped for another request's;
-- **reward models** trained as the quickstart trains them (MiniLM, one epoch, max length 256, batch 16,
-  lr 1e-4, seed 42; :func:`rewardkit.quickstart.train_and_audit`): the full model, the same model with
-  every prompt replaced by "Respond." (response-only), and the full model scored with each test prompt
-  swapped for another request's. Accuracy with 95% bootstrap intervals over pairs (a tie is wrong; the
+- **reward models** trained as the quickstart trains them (MiniLM, max length 256, batch 8, lr 1e-4, seed
+  42; :func:`rewardkit.quickstart.train_and_audit`; two epochs on the new set, ``--old-epochs`` on the old
+  one): the full model, the same model with every prompt replaced by "Respond." (response-only; for the
+  old set only with ``--old-response-only``), and the full model scored with each test prompt swapped for
+  another request's. Accuracy with 95% bootstrap intervals over pairs (a tie is wrong; the
   model-free rules count ties half). Each set's reward model is also scored on the other set's test pairs;
 - **Best-of-N on plain samples** (no edits): ``--bon-prompts`` held-out prompts of the new set (both
   prompts of each of the first test families), ``max(--ns)`` samples each from SmolLM2-135M-Instruct
@@ -86,16 +87,18 @@ def model_free(folder: Path, seed: int) -> dict[str, Any]:
     return out
 
 
-def reward_models(folder: Path, out_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The quickstart's two trainings and three scorings, or their stored result."""
+def reward_models(folder: Path, out_dir: Path, args: argparse.Namespace, *, epochs: float,
+                  response_only: bool) -> dict[str, Any]:
+    """The quickstart's trainings (the full model and, with ``response_only``, the prompt-hidden one) and
+    scorings, or their stored result."""
     from rewardkit.quickstart import train_and_audit
 
     stored = out_dir / "result.json"
     if stored.exists():
         log(f"reusing {stored}")
         return json.loads(stored.read_text())
-    result = train_and_audit(folder / "train.jsonl", folder / "test.jsonl", out_dir, epochs=1.0,
-                             max_steps=args.max_steps, seed=42, say=log)
+    result = train_and_audit(folder / "train.jsonl", folder / "test.jsonl", out_dir, max_steps=args.max_steps,
+                             epochs=epochs, seed=42, response_only=response_only, say=log)
     stored.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -178,6 +181,17 @@ def best_of_n(rows: Sequence[dict[str, Any]], samples: Sequence[Sequence[str]], 
 # ----------------------------------------------------------------------------- main
 
 
+def recipe(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """How each set's reward model is trained: the new set as the quickstart trains it now (two epochs,
+    batch 8); the old set as 0.1's quickstart trained it (one epoch: about as many examples seen as two
+    epochs of the new set, which has half its pairs), its response-only model only when asked."""
+    from rewardkit.quickstart import EPOCHS
+
+    if name == "old":
+        return {"epochs": args.old_epochs, "response_only": args.old_response_only}
+    return {"epochs": EPOCHS, "response_only": True}
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import torch
 
@@ -193,7 +207,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         counts = {s: sum(1 for _ in (folder / f"{s}.jsonl").open()) for s in ("train", "test")}
         log(f"{name}: model-free audit, then reward models")
         report[name] = {"pairs": counts, "model_free": model_free(folder, args.seed),
-                        "reward_models": reward_models(folder, workdir / name, args)}
+                        "reward_models": reward_models(folder, workdir / name, args, **recipe(name, args))}
     for a, b in (("old", "new"), ("new", "old")):
         report[a][f"rm_on_{b}_test"] = cross_accuracy(workdir / a / "rm", folders[b] / "test.jsonl",
                                                       workdir / a / f"scored_on_{b}_test.jsonl", args.seed)
@@ -210,6 +224,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--old-rev", default="b16247b", help="git revision holding the old shipped set")
     p.add_argument("--max-steps", type=int, default=-1, help="cap on training steps (smoke runs); -1 = one epoch")
+    p.add_argument("--old-epochs", type=float, default=1.0, help="epochs of the old set's reward model")
+    p.add_argument("--old-response-only", action="store_true",
+                   help="also train the old set's response-only model (issue 17 measured it: 0.769 [0.727, 0.808])")
     p.add_argument("--bon-prompts", type=int, default=32, help="held-out prompts for Best-of-N (0 skips it)")
     p.add_argument("--ns", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8, 16, 32],
                    help="Best-of-N sizes; the largest is the number of samples drawn per prompt")

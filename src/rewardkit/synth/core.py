@@ -5,7 +5,7 @@ instructions but one contrasting pair (:mod:`rewardkit.synth.prompts`) → plain
 from a causal LM (SmolLM2-135M-Instruct by default) with the shared sampler
 (:mod:`rewardkit.infer.sampler`) → the family's candidates: both prompts' samples plus variants edited
 alike (:mod:`rewardkit.synth.edits`), graded by the verifiers under both prompts → counterfactual twin
-pairs (:mod:`rewardkit.synth.pairs`) → a train/test split by request → jsonl, and a manifest holding
+pairs (:mod:`rewardkit.synth.pairs`) → a train/test split by family, stratified by contrast → jsonl, and a manifest holding
 the shortcut audit of the pairs (:mod:`rewardkit.synth.audit`).
 
 A set made by this code ships in ``rewardkit/resources/ifeval_lite``; :func:`load_embedded` finds it.
@@ -13,6 +13,7 @@ A set made by this code ships in ``rewardkit/resources/ifeval_lite``; :func:`loa
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.resources
 import json
@@ -29,6 +30,7 @@ from rewardkit.synth import audit
 from rewardkit.synth.edits import SURFACE_FEATURES, Candidate, family_candidates
 from rewardkit.synth.pairs import TWIN_TYPES, find_twins, select_twins
 from rewardkit.synth.prompts import Family, SynthPrompt, build_families
+from rewardkit.verify.verifiers import VERIFIERS, count_words
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ EMBEDDED_FILES: dict[str, str] = {
     "test": "test.jsonl",
     "candidates": "candidates.jsonl",
     "manifest": "manifest.json",
+    "objectives_train": "objectives_train.jsonl.gz",
+    "objectives_test": "objectives_test.jsonl.gz",
 }
 SAMPLES_FILE = "samples.jsonl"  # every prompt's plain samples; written beside the set, not shipped
 
@@ -115,8 +119,8 @@ def synthesize(
         model: an offline backbone alias (``"smollm2-135m"``), a local causal-LM folder or a hub name.
         samples_per_prompt, max_new_tokens, temperature, top_p, top_k, prompts_per_batch: sampling
             settings (each sample is seeded from ``seed``, its prompt id and its index).
-        test_fraction: share of base requests whose families are held out for ``test.jsonl`` and
-            ``candidates.jsonl`` (a request's families share nothing with another request's).
+        test_fraction: share of the families of each contrast held out for ``test.jsonl`` and
+            ``candidates.jsonl`` (a family's samples are shared by its two prompts only).
         twins_per_family: at most this many counterfactual twins (two pairs each) per family.
         samples_file: a ``samples.jsonl`` written by an earlier run with the same prompts and sampling
             settings: its samples are used instead of sampling again (pairs and edits are remade).
@@ -141,10 +145,13 @@ def synthesize(
     by_id = dict(zip((p.prompt_id for p in prompts), samples, strict=True))
     candidates = [spec.candidates(f, [by_id[p.prompt_id] for p in f.prompts],
                                   random.Random(f"{task}/candidates/{seed}/{f.family_id}")) for f in families]
-    test_groups = split_groups([f.group for f in families], test_fraction=test_fraction, seed=seed)
-    rows = build_rows(families, candidates, test_groups, twins_per_family=twins_per_family, seed=seed)
+    test_ids = split_families(families, test_fraction=test_fraction, seed=seed)
+    rows = build_rows(families, candidates, test_ids, twins_per_family=twins_per_family, seed=seed)
     for name in ("train", "test", "candidates"):
         write_jsonl(out_dir / EMBEDDED_FILES[name], rows[name])
+    for split in ("train", "test"):
+        write_jsonl_gz(out_dir / EMBEDDED_FILES[f"objectives_{split}"],
+                       objective_rows(families, candidates, test_ids, split=split))
     config = {
         "task": task,
         "seed": seed,
@@ -154,9 +161,8 @@ def synthesize(
         "test_fraction": test_fraction,
     }
     counts = {
-        "families": {"train": sum(f.group not in test_groups for f in families),
-                     "test": sum(f.group in test_groups for f in families)},
-        "prompts": {"train": sum(f.group not in test_groups for f in families) * 2, "test": len(rows["candidates"])},
+        "families": {"train": len(families) - len(test_ids), "test": len(test_ids)},
+        "prompts": {"train": (len(families) - len(test_ids)) * 2, "test": len(rows["candidates"])},
         "candidates": {"all": sum(len(c) for c in candidates),
                        "test": sum(len(r["responses"]) for r in rows["candidates"])},
         "pairs": {"train": len(rows["train"]), "test": len(rows["test"])},
@@ -203,13 +209,23 @@ def audit_task(task: str = "ifeval-lite", *, seed: int = 0) -> dict[str, Any]:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The rows of a jsonl file written by this module (gunzipped if its name ends in ``.gz``)."""
+    data = Path(path).read_bytes()
+    text = (gzip.decompress(data) if str(path).endswith(".gz") else data).decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     with Path(path).open("w", encoding="utf-8", newline="\n") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_jsonl_gz(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Gzipped jsonl with no timestamp or file name in the header: equal rows give equal bytes."""
+    data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+    with Path(path).open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+        f.write(data)
 
 
 # ------------------------------------------------------------------------------------------ sampling
@@ -264,12 +280,20 @@ def read_samples(path: Path, prompts: Sequence[SynthPrompt], settings: SamplingS
 # ------------------------------------------------------------------------------------------ split, pairs
 
 
-def split_groups(groups: Sequence[str], *, test_fraction: float, seed: int) -> set[str]:
-    """The held-out groups: a seeded ``test_fraction`` share of the distinct ones, at least one, never all."""
-    order = sorted(set(groups))
-    random.Random(f"split/{seed}").shuffle(order)
-    n_test = min(max(1, round(len(order) * test_fraction)), len(order) - 1)
-    return set(order[:n_test])
+def split_families(families: Sequence[Family], *, test_fraction: float, seed: int) -> set[str]:
+    """The held-out family ids: within each contrast, a seeded ``test_fraction`` share of its families
+    (at least one, never all, when it has two or more), so that the test pairs hold every contrast in
+    the proportions of the whole set. A family's two prompts and its samples are never split."""
+    by_contrast: dict[str, list[str]] = {}
+    for f in families:
+        by_contrast.setdefault(f.contrast, []).append(f.family_id)
+    test: set[str] = set()
+    for contrast, ids in sorted(by_contrast.items()):
+        order = sorted(ids)
+        random.Random(f"split/{seed}/{contrast}").shuffle(order)
+        n_test = min(max(1, round(len(order) * test_fraction)), len(order) - 1)
+        test.update(order[:n_test])
+    return test
 
 
 def pair_record(family: Family, side: int, chosen: Candidate, rejected: Candidate, *, twin: str,
@@ -309,7 +333,7 @@ def candidates_record(family: Family, side: int, candidates: Sequence[Candidate]
     }
 
 
-def build_rows(families: Sequence[Family], candidates: Sequence[Sequence[Candidate]], test_groups: set[str], *,
+def build_rows(families: Sequence[Family], candidates: Sequence[Sequence[Candidate]], test_ids: set[str], *,
                twins_per_family: int, seed: int) -> dict[str, list[dict[str, Any]]]:
     """The train and test pairs (both pairs of each selected twin, side 0 first) and the held-out
     candidate sets (both prompts of each test family)."""
@@ -317,7 +341,7 @@ def build_rows(families: Sequence[Family], candidates: Sequence[Sequence[Candida
     for family, cands in zip(families, candidates, strict=True):
         twins = find_twins([c.golds for c in cands], [c.source for c in cands])
         picked = select_twins(twins, k=twins_per_family, rng=random.Random(f"twins/{seed}/{family.family_id}"))
-        split = "test" if family.group in test_groups else "train"
+        split = "test" if family.family_id in test_ids else "train"
         for t, tw in enumerate(picked):
             name = f"{family.family_id}/{t}"
             a, b = cands[tw.a], cands[tw.b]
@@ -325,6 +349,44 @@ def build_rows(families: Sequence[Family], candidates: Sequence[Sequence[Candida
                             pair_record(family, 1, b, a, twin=name, pair_type=tw.kind)]
         if split == "test":
             rows["candidates"] += [candidates_record(family, side, cands) for side in (0, 1)]
+    return rows
+
+
+# The objectives of the multi-objective set: one per instruction kind (did the response meet this
+# prompt's instruction of that kind? 1/0, None when the prompt has none) and the response's length.
+OBJECTIVE_KINDS: tuple[str, ...] = tuple(sorted(VERIFIERS.names()))
+VERBOSITY = "verbosity"
+
+
+def objective_record(family: Family, side: int, candidate: Candidate) -> dict[str, Any]:
+    """One (prompt, response) row of the multi-objective set: every kind in :data:`OBJECTIVE_KINDS` (the
+    share of the prompt's instructions of that kind the response meets, None when it has none), the
+    verbosity (words, :func:`~rewardkit.verify.verifiers.count_words`) and the gold reward."""
+    prompt = family.prompts[side]
+    by_kind: dict[str, list[float]] = {}
+    for c in prompt.constraints:
+        by_kind.setdefault(c.kind, []).append(float(c.check(candidate.text)))
+    objectives = {k: (sum(by_kind[k]) / len(by_kind[k]) if k in by_kind else None) for k in OBJECTIVE_KINDS}
+    return {
+        "prompt_id": prompt.prompt_id,
+        "family_id": family.family_id,
+        "prompt": [{"role": "user", "content": prompt.text}],
+        "response": candidate.text,
+        "source": candidate.source,
+        "gold": candidate.golds[side],
+        **objectives,
+        VERBOSITY: count_words(candidate.text),
+    }
+
+
+def objective_rows(families: Sequence[Family], candidates: Sequence[Sequence[Candidate]], test_ids: set[str], *,
+                   split: str) -> list[dict[str, Any]]:
+    """:func:`objective_record` of every candidate of every ``split`` family under both its prompts (the
+    same responses labelled twice, like the twin pairs: only the prompt tells which objectives hold)."""
+    rows: list[dict[str, Any]] = []
+    for family, cands in zip(families, candidates, strict=True):
+        if (family.family_id in test_ids) == (split == "test"):
+            rows += [objective_record(family, side, c) for side in (0, 1) for c in cands]
     return rows
 
 
@@ -382,7 +444,7 @@ def _manifest(config: dict[str, Any], counts: dict[str, Any], summary: dict[str,
 
     files = {
         name: hashlib.sha256((out_dir / EMBEDDED_FILES[name]).read_bytes()).hexdigest()
-        for name in ("train", "test", "candidates")
+        for name in ("train", "test", "candidates", "objectives_train", "objectives_test")
     }
     versions = {
         "rewardkit": __version__,

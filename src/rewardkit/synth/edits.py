@@ -28,7 +28,9 @@ QUESTIONS: tuple[str, ...] = (
     "What would you add?",
     "Have you tried this yourself?",
 )
-KEYWORD_SENTENCES: tuple[str, ...] = ("It is all about {kw}.", "Think about {kw}.", "Remember {kw}.")
+# No word of these (nor of QUESTIONS) is a topic word of a request, so inserting one never adds an
+# excluded keyword.
+KEYWORD_SENTENCES: tuple[str, ...] = ("It is all about {kw}.", "Think about {kw}.", "Keep {kw} in mind.")
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TOKEN = re.compile(r"\S+")
@@ -197,20 +199,47 @@ def fixes_for(constraints: Sequence[Constraint], rng: random.Random, *, filler: 
     return fixes
 
 
-def contrast_edits(shared: Sequence[Constraint], sides: Sequence[Constraint], rng: random.Random, *,
-                   filler: str = "") -> tuple[dict[str, Edit], list[Edit]]:
-    """The edits meeting every ``shared`` instruction (by kind), and the edit meeting each of ``sides``.
+def end_with_full_stop(text: str) -> str:
+    """The text with its closing ``?`` (and anything after it but spaces) replaced by a full stop."""
+    body = text.rstrip()
+    return body[:-1].rstrip() + "." if body.endswith("?") else text
 
-    The shared edits plus the edit of side ``i`` meet every instruction of that prompt: truncation, shared
+
+def _break(c: Constraint, rng: random.Random) -> tuple[str, Edit] | None:
+    """An edit that breaks ``c`` when the fix of another instruction may leave it met, with the kind whose
+    place in :data:`FIX_ORDER` it takes: removing an included keyword, inserting an excluded one, ending a
+    question with a full stop; None for the others (their other side's fix already breaks them)."""
+    if c.kind == "include_keyword":
+        return "exclude_keyword", Edit("remove_keyword", partial(remove_keyword, keyword=c.kwargs["keyword"]))
+    if c.kind == "exclude_keyword":
+        sentence = _keyword_sentence(c.kwargs["keyword"], rng)
+        return "include_keyword", Edit("insert_keyword", partial(insert_keyword, sentence=sentence),
+                                       count_words(sentence))
+    if c.kind == "end_with_question":
+        return "end_with_question", Edit("end_with_full_stop", end_with_full_stop)
+    return None
+
+
+def contrast_edits(shared: Sequence[Constraint], sides: Sequence[Constraint], rng: random.Random, *,
+                   filler: str = "") -> tuple[dict[str, Edit], list[list[tuple[str, Edit]]]]:
+    """The edits meeting every ``shared`` instruction (by kind), and for each of the two ``sides`` the
+    ``(kind, edit)`` list meeting it and breaking the other side ("include rain" vs "include sun": insert
+    rain and remove sun).
+
+    The shared edits plus the edits of side ``i`` meet every instruction of that prompt: truncation, shared
     or a side's, leaves room for the words that the other edits add.
     """
-    side_fixes = [_fix(s, rng) for s in sides]  # None for the length limits, made below
-    side_room = max((e.adds_words for e in side_fixes if e is not None), default=0)
+    fixes = [_fix(s, rng) for s in sides]  # None for the length limits, made below
+    breaks = [_break(s, rng) for s in reversed(sides)]  # side i breaks the other side
+    side_room = max((sum(e.adds_words for e in (f, b[1] if b else None) if e is not None)
+                     for f, b in zip(fixes, breaks, strict=True)), default=0)
     shared_fixes = fixes_for(shared, rng, filler=filler, room=side_room)
     shared_added = sum(e.adds_words for e in shared_fixes.values())
-    sides_out = [e if e is not None else _length_fix(s, filler=filler, room=shared_added)
-                 for s, e in zip(sides, side_fixes, strict=True)]
-    return shared_fixes, sides_out
+    out = []
+    for side, fix, broken in zip(sides, fixes, breaks, strict=True):
+        made = fix if fix is not None else _length_fix(side, filler=filler, room=shared_added)
+        out.append([(side.kind, made), *([broken] if broken is not None else [])])
+    return shared_fixes, out
 
 
 def apply_edits(text: str, edits: Sequence[Edit]) -> tuple[str, str]:
@@ -231,8 +260,8 @@ def family_candidates(family: Family, samples: Sequence[Sequence[str]], rng: ran
 
     ``samples[i]`` are the samples of ``family.prompts[i]``. ``n_bases`` samples (drawn by ``rng``, taken
     from the two prompts in turn) are each edited three ways: the shared edits (every shared instruction
-    met), the shared edits plus side 0's edit, the shared edits plus side 1's edit (in
-    :data:`FIX_ORDER`). With no shared instruction the first is the sample itself.
+    met), the shared edits plus side 0's edits, the shared edits plus side 1's edits (in
+    :data:`FIX_ORDER`; :func:`contrast_edits`). With no shared instruction the first is the sample itself.
     """
     pool = [s for prompt_samples in samples for s in prompt_samples]
     shared, sides = contrast_edits(family.shared, family.sides, rng, filler=" ".join(pool))
@@ -243,8 +272,8 @@ def family_candidates(family: Family, samples: Sequence[Sequence[str]], rng: ran
         common = list(shared.items())
         if common:
             made.append(apply_edits(base, in_fix_order(common)))
-        for side, edit in zip(family.sides, sides, strict=True):
-            made.append(apply_edits(base, in_fix_order([*common, (side.kind, edit)])))
+        for side_edits in sides:
+            made.append(apply_edits(base, in_fix_order([*common, *side_edits])))
     seen: set[str] = set()
     candidates: list[Candidate] = []
     for text, source in made:

@@ -1,12 +1,12 @@
 """Seeded prompt families for ``ifeval-lite``: one request, the same instructions, one contrast.
 
 A :class:`Family` is two prompts for one base request. Both carry the same *shared* instructions
-(0-2 of them) and each carries one side of a *contrast*: "fewer than 20 words" / "at least 30 words",
-"include the word rain" / "do not use the word rain", "all lowercase" / "all capitals", exactly 3 /
-exactly 5 bullets, JSON keys title+tip / answer+reason, start with "In short" / "Here is", "end with a
-question" / "no commas". A response that meets one side of the contrast and not the other wins under
-one prompt and loses under the other (a counterfactual twin, :mod:`rewardkit.synth.pairs`): only the
-prompt tells which response is better.
+(0 or 1) and each carries one side of a *contrast*: "fewer than 15 words" / "at least 30 words",
+"end with a question" / "no commas", "exactly 3 bullet points" / "a JSON object with keys ...",
+"include the word rain" / "include the word umbrella", "do not use the word rain" / "do not use the
+word umbrella", start with "In short" / with "Here is". A response that meets one side of the contrast
+and not the other wins under one prompt and loses under the other (a counterfactual twin,
+:mod:`rewardkit.synth.pairs`): only the prompt tells which response is better.
 
 Each base request carries topic words; keyword instructions draw from them, so that "include the word
 X" is sometimes met by the model unprompted and "do not use the word X" is often broken.
@@ -125,19 +125,25 @@ BASE_REQUESTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 START_PHRASES: tuple[str, ...] = ("Here is", "In short", "Great question", "To begin", "My answer")
 JSON_KEYS: tuple[str, ...] = ("title", "summary", "answer", "reason", "details", "tip")
-MAX_WORDS: tuple[int, ...] = (15, 20)  # "fewer than n words": below most samples, above many short ones
+MAX_WORDS: tuple[int, ...] = (15, 20)  # "fewer than n words": above the shortest samples, below most
 MIN_WORDS: tuple[int, ...] = (30, 40)  # "at least n words": the length of many, not all, 64-token samples
 BULLETS: tuple[int, ...] = (2, 3, 4, 5)
-SHARED_COUNTS: tuple[int, ...] = (0, 1, 1, 2)  # shared instructions per family, drawn uniformly
+SHARED_COUNTS: tuple[int, ...] = (0, 0, 1)  # shared instructions per family, drawn uniformly
 
 # A contrast's two sides decide the pairs of its family. A contrast between two kinds (length:
-# max_words / min_words) gives each kind half its pairs, one within a kind (bullets: 3 vs 5) all of
-# them; weights 2 and 1 give every kind the same share of deciding instructions (1/10 of the pairs),
-# but case. Case (lowercase / uppercase) is kept at half that share (1/20 for each kind): the default
-# reward-model backbone (MiniLM) lowercases its input and cannot see letter case, so a full share
-# would put 2/11 of the pairs out of its reach; at half (1/10), the blind spot is measured, not hidden.
+# max_words / min_words) gives each kind half its pairs, one within a kind (include: "rain" vs "sun")
+# all of them; weights 2 and 1 give each of the nine kinds below the same share of deciding instructions
+# (1/9 of the pairs). Weight 0 keeps a contrast available without drawing it by default:
+# - case (lowercase / uppercase): the default reward-model backbone (MiniLM) lowercases its input, so an
+#   all-lowercase and an all-capitals version of one response are one input to it -- a tie, which
+#   pairwise accuracy counts as wrong. Case instructions still appear as shared instructions (both
+#   responses of a pair uppercased alike); a case-aware backbone can be given case pairs with
+#   ``build_families(..., weights={..., "case": 1})``;
+# - bullets (3 vs 5 bullets) and json (keys a+b vs c+d): replaced by bullets_json (bullets vs a JSON
+#   object), which MiniLM learns in two epochs where it does not learn to count bullets.
 CONTRAST_WEIGHTS: dict[str, int] = {
-    "length": 2, "keyword": 2, "question_commas": 2, "bullets": 1, "json": 1, "start": 1, "case": 1,
+    "length": 2, "question_commas": 2, "bullets_json": 2, "include": 1, "exclude": 1, "start": 1,
+    "bullets": 0, "json": 0, "case": 0,
 }  # fmt: skip
 
 # Pairs of kinds never combined in one prompt: they contradict each other (lowercase/uppercase), or
@@ -214,13 +220,16 @@ def contrast_sides(contrast: str, topic_words: tuple[str, ...], rng: random.Rand
     """The two contrasting instructions of ``contrast`` (a name in :data:`CONTRAST_WEIGHTS`)."""
     if contrast == "length":
         return sample_constraint("max_words", topic_words, rng), sample_constraint("min_words", topic_words, rng)
-    if contrast == "keyword":
-        keyword = rng.choice(topic_words)
-        return Constraint.make("include_keyword", keyword=keyword), Constraint.make("exclude_keyword", keyword=keyword)
+    if contrast in ("include", "exclude"):
+        kind = f"{contrast}_keyword"
+        first, second = rng.sample(topic_words, 2)
+        return Constraint.make(kind, keyword=first), Constraint.make(kind, keyword=second)
     if contrast == "case":
         return Constraint.make("lowercase"), Constraint.make("uppercase")
     if contrast == "question_commas":
         return Constraint.make("end_with_question"), Constraint.make("no_commas")
+    if contrast == "bullets_json":
+        return sample_constraint("num_bullets", topic_words, rng), sample_constraint("json_keys", topic_words, rng)
     if contrast == "bullets":
         n, m = rng.sample(BULLETS, 2)
         return Constraint.make("num_bullets", n=n), Constraint.make("num_bullets", n=m)
@@ -235,7 +244,8 @@ def contrast_sides(contrast: str, topic_words: tuple[str, ...], rng: random.Rand
 
 def shared_constraints(sides: tuple[Constraint, Constraint], topic_words: tuple[str, ...],
                        rng: random.Random) -> tuple[Constraint, ...]:
-    """0-2 instructions that go with both sides of the contrast and with each other, in the order drawn."""
+    """0-1 instructions (:data:`SHARED_COUNTS`) that go with both sides of the contrast and with each
+    other, in the order drawn."""
     count = rng.choice(SHARED_COUNTS)
     kinds: list[str] = []
     while len(kinds) < count:
@@ -248,6 +258,8 @@ def shared_constraints(sides: tuple[Constraint, Constraint], topic_words: tuple[
 
 def _deck(weights: dict[str, int], rng: random.Random) -> list[str]:
     deck = [name for name, w in sorted(weights.items()) for _ in range(w)]
+    if not deck:
+        raise ValueError("contrast weights must give at least one contrast a positive weight")
     rng.shuffle(deck)
     return deck
 

@@ -13,16 +13,20 @@ import pytest
 
 from rewardkit.synth import TASKS, audit_task, load_embedded, synthesize
 from rewardkit.synth.core import (
+    EMBEDDED_FILES,
+    OBJECTIVE_KINDS,
     SamplingSettings,
     build_rows,
+    objective_record,
+    objective_rows,
     read_jsonl,
     read_samples,
-    split_groups,
+    split_families,
     write_samples,
 )
 from rewardkit.synth.edits import Candidate
 from rewardkit.synth.prompts import Family, SynthPrompt
-from rewardkit.verify.verifiers import Constraint, gold_reward
+from rewardkit.verify.verifiers import Constraint, count_words, gold_reward
 from tiny_models import tiny_llama
 
 PAIR_FIELDS = {
@@ -31,13 +35,21 @@ PAIR_FIELDS = {
 }  # fmt: skip
 
 
-def test_split_by_group() -> None:
-    groups = [f"r{i % 50}" for i in range(120)]  # 50 groups, some with several families
-    test = split_groups(groups, test_fraction=0.2, seed=0)
-    assert len(test) == 10 and test <= set(groups)
-    assert split_groups(list(reversed(groups)), test_fraction=0.2, seed=0) == test  # order-free
-    assert split_groups(groups, test_fraction=0.2, seed=1) != test
-    assert len(split_groups(["a", "b"], test_fraction=0.01, seed=0)) == 1  # never empty, never all
+def _families(n: int, contrasts: tuple[str, ...]) -> list[Family]:
+    return [Family(f"f{i:03d}", contrasts[i % len(contrasts)], (), (), ()) for i in range(n)]
+
+
+def test_split_families_is_stratified_by_contrast() -> None:
+    families = _families(120, ("length", "include", "start"))  # 40 families per contrast
+    test = split_families(families, test_fraction=0.2, seed=0)
+    assert len(test) == 24 and test <= {f.family_id for f in families}
+    for contrast in ("length", "include", "start"):
+        assert sum(f.family_id in test for f in families if f.contrast == contrast) == 8
+    assert split_families(list(reversed(families)), test_fraction=0.2, seed=0) == test  # order-free
+    assert split_families(families, test_fraction=0.2, seed=1) != test
+    two = _families(2, ("length",))
+    assert len(split_families(two, test_fraction=0.01, seed=0)) == 1  # never empty, never all
+    assert split_families(_families(1, ("length",)), test_fraction=0.5, seed=0) == set()
 
 
 def _family(i: int, group: str) -> Family:
@@ -52,7 +64,7 @@ def test_build_rows_by_hand() -> None:
     cands = [Candidate("Rain.", "sample", (1.0, 0.0)), Candidate("Sun.", "edit:remove_keyword", (0.0, 1.0)),
              Candidate("Rain again.", "sample", (1.0, 0.0))]
     families = [_family(0, "r0"), _family(1, "r1")]
-    rows = build_rows(families, [cands, cands[:2]], {"r1"}, twins_per_family=1, seed=0)
+    rows = build_rows(families, [cands, cands[:2]], {"f1"}, twins_per_family=1, seed=0)
     assert len(rows["train"]) == len(rows["test"]) == 2
     first, second = rows["test"]
     assert set(first) == PAIR_FIELDS and first["twin"] == second["twin"] == "f1/0"
@@ -62,8 +74,28 @@ def test_build_rows_by_hand() -> None:
     assert first["pair_type"] == "mixed" and first["group"] == "r1" and first["contrast"] == "keyword"
     assert [c["prompt_id"] for c in rows["candidates"]] == ["f1a", "f1b"]
     assert rows["candidates"][1]["gold"] == [0.0, 1.0] and rows["candidates"][1]["sources"][1] == "edit:remove_keyword"
-    both = build_rows(families, [cands, cands[:2]], {"r1"}, twins_per_family=4, seed=0)
+    both = build_rows(families, [cands, cands[:2]], {"f1"}, twins_per_family=4, seed=0)
     assert len(both["train"]) == 4  # f0 has two twins: (Rain., Sun.) and (Rain again., Sun.)
+
+
+def test_objective_rows_by_hand() -> None:
+    """Per kind: the share of the prompt's instructions of that kind met (None if it has none), words."""
+    shared = Constraint.make("no_commas")
+    sides = (Constraint.make("max_words", n=5), Constraint.make("min_words", n=3))
+    prompts = (SynthPrompt("fa", "Talk.", (shared, sides[0]), "r"), SynthPrompt("fb", "Talk!", (shared, sides[1]), "r"))
+    family = Family("f", "length", (shared,), sides, prompts)
+    short, long = Candidate("Hi, there.", "sample", (0.5, 0.0)), Candidate("One two three four five six", "sample", (0.5, 1.0))
+    row = objective_record(family, 0, short)
+    assert row["no_commas"] == 0.0 and row["max_words"] == 1.0 and row["min_words"] is None
+    assert row["verbosity"] == 2 and row["gold"] == 0.5 and row["response"] == "Hi, there."
+    assert row["prompt"] == [{"role": "user", "content": "Talk."}] and row["prompt_id"] == "fa"
+    assert {k for k in OBJECTIVE_KINDS if row[k] is not None} == {"no_commas", "max_words"}
+    other = objective_record(family, 1, long)
+    assert (other["no_commas"], other["min_words"], other["max_words"], other["verbosity"]) == (1.0, 1.0, None, 6)
+    rows = objective_rows([family], [[short, long]], set(), split="train")
+    assert [(r["prompt_id"], r["response"]) for r in rows] == [("fa", short.text), ("fa", long.text),
+                                                               ("fb", short.text), ("fb", long.text)]
+    assert objective_rows([family], [[short, long]], set(), split="test") == []
 
 
 def test_samples_file_round_trip(tmp_path: Path) -> None:
@@ -101,8 +133,9 @@ def check_set(files: dict[str, Path]) -> dict[str, Any]:
         constraints = [Constraint.from_dict(c) for c in r["constraints"]]
         assert r["gold"] == [gold_reward(t, constraints) for t in r["responses"]]
         assert len(set(r["responses"])) == len(r["responses"]) == len(r["sources"])
-    train_groups = {r["group"] for r in train}
-    assert not train_groups & {r["group"] for r in test} and not train_groups & {r["group"] for r in cands}
+    train_families = {r["family_id"] for r in train}
+    assert not train_families & {r["family_id"] for r in test}
+    assert not {r["prompt_id"] for r in train} & {r["prompt_id"] for r in cands}
     assert {r["prompt_id"] for r in test} <= {r["prompt_id"] for r in cands}
     counts = manifest["counts"]
     assert (counts["pairs"]["train"], counts["pairs"]["test"]) == (len(train), len(test))
@@ -136,7 +169,17 @@ def test_synthesize_end_to_end_is_reproducible(tiny_lm: str, tmp_path: Path) -> 
     for name in names:
         assert getattr(first, name).read_bytes() == getattr(second, name).read_bytes(), name
         assert getattr(first, name).read_bytes() == getattr(reused, name).read_bytes(), name
-    manifest = check_set({name: getattr(first, name) for name in names})
+    for split in ("objectives_train", "objectives_test"):
+        data = (tmp_path / "a" / EMBEDDED_FILES[split]).read_bytes()
+        assert data == (tmp_path / "b" / EMBEDDED_FILES[split]).read_bytes() == (tmp_path / "c" / EMBEDDED_FILES[split]).read_bytes()
+    objectives = read_jsonl(tmp_path / "a" / EMBEDDED_FILES["objectives_train"])
+    train_prompts = {r["prompt_id"] for r in read_jsonl(first.train)}
+    assert objectives and train_prompts <= {r["prompt_id"] for r in objectives}
+    for r in objectives:
+        values = [r[k] for k in OBJECTIVE_KINDS if r[k] is not None]
+        assert values and set(values) <= {0.0, 0.5, 1.0} and r["verbosity"] == count_words(r["response"])
+    manifest = check_set({**{name: getattr(first, name) for name in names},
+                          **{split: tmp_path / "a" / EMBEDDED_FILES[split] for split in ("objectives_train", "objectives_test")}})
     assert first.n_pairs_train == manifest["counts"]["pairs"]["train"] > 0 and first.n_pairs_test > 0
     assert manifest["seed"] == 7 and manifest["task"] == "ifeval-lite"
     assert manifest["sampling"]["samples_per_prompt"] == 2 and manifest["generator"]["model"] == tiny_lm

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rewardkit.synth import edits
-from rewardkit.synth.prompts import Family, SynthPrompt, build_families
+from rewardkit.synth.prompts import BASE_REQUESTS, Family, SynthPrompt, build_families
 from rewardkit.verify.verifiers import Constraint, count_words, gold_reward
 
 TEXT = (
@@ -88,17 +88,26 @@ def test_in_fix_order() -> None:
     assert edits.in_fix_order([("uppercase", a), ("min_words", b), ("num_bullets", c)]) == [b, c, a]
 
 
+def test_end_with_full_stop() -> None:
+    assert edits.end_with_full_stop("Why not? ") == "Why not."
+    assert edits.end_with_full_stop("Fine.") == "Fine."
+
+
 def test_shared_plus_either_side_meets_that_prompt() -> None:
-    """For every family, the shared edits plus side i's edit meet every instruction of prompt i, for
-    short and long responses alike (truncation leaves room for the words the other edits add)."""
+    """For every family, the shared edits plus side i's edits meet every instruction of prompt i, for
+    short and long responses alike (truncation leaves room for the words the other edits add), and --
+    but for "end with a question" vs "no commas", which a comma-free question meets both -- not all of
+    the other prompt's."""
     long_text = " ".join([TEXT] * 5)
     for family in build_families(300, seed=1):
         shared, sides = edits.contrast_edits(family.shared, family.sides, random.Random(family.family_id),
                                              filler=TEXT)
         for text in ("Okay.", TEXT, long_text):
-            for prompt, side, edit in zip(family.prompts, family.sides, sides, strict=True):
-                out, source = edits.apply_edits(text, edits.in_fix_order([*shared.items(), (side.kind, edit)]))
-                assert gold_reward(out, prompt.constraints) == 1.0, (prompt.text, out)
+            for i, side_edits in enumerate(sides):
+                out, source = edits.apply_edits(text, edits.in_fix_order([*shared.items(), *side_edits]))
+                assert gold_reward(out, family.prompts[i].constraints) == 1.0, (family.prompts[i].text, out)
+                if family.contrast != "question_commas":
+                    assert gold_reward(out, family.prompts[1 - i].constraints) < 1.0, (family.prompts[1 - i].text, out)
                 assert source.startswith("edit:")
 
 
@@ -109,23 +118,31 @@ def _family(shared: tuple[Constraint, ...], sides: tuple[Constraint, Constraint]
 
 
 def test_family_candidates_by_hand() -> None:
-    """Keyword contrast, no shared instruction: two bases (one per prompt's samples), each given the
-    keyword and stripped of it."""
+    """"Include rain" vs "include sun", no shared instruction: two bases (one per prompt's samples), each
+    given one keyword and stripped of the other, so every edited candidate meets exactly one prompt."""
     family = _family((), (Constraint.make("include_keyword", keyword="rain"),
-                          Constraint.make("exclude_keyword", keyword="rain")))
+                          Constraint.make("include_keyword", keyword="sun")))
     samples = [["Rain falls."], ["Sun shines. It is warm."]]
     cands = edits.family_candidates(family, samples, random.Random(0))
-    by_text = {c.text: c for c in cands}
-    assert [c.source for c in cands[:2]] == ["sample", "sample"]
-    assert by_text["Rain falls."].golds == (1.0, 0.0)
-    assert by_text["Sun shines. It is warm."].golds == (0.0, 1.0)
-    assert by_text["falls."].source == "edit:remove_keyword" and by_text["falls."].golds == (0.0, 1.0)
-    inserted = [c for c in cands if c.source == "edit:insert_keyword"]
-    assert len(inserted) == 2 and all(c.golds == (1.0, 0.0) for c in inserted)
-    assert any(c.text.startswith("Rain falls. ") for c in inserted)  # "Rain falls." + a keyword sentence
-    assert any(c.text.startswith("Sun shines. ") and c.text.endswith(" It is warm.") for c in inserted)
-    # removing "rain" from the second sample changes nothing: deduplicated
-    assert len(cands) == len({c.text for c in cands}) == 5
+    assert [(c.text, c.source, c.golds) for c in cands[:2]] == [
+        ("Rain falls.", "sample", (1.0, 0.0)), ("Sun shines. It is warm.", "sample", (0.0, 1.0))]
+    edited = cands[2:]
+    assert len(edited) == 4 and {c.source for c in edited} == {"edit:remove_keyword+insert_keyword"}
+    assert sorted(c.golds for c in edited) == [(0.0, 1.0), (0.0, 1.0), (1.0, 0.0), (1.0, 0.0)]
+    texts = [c.text for c in edited]  # base 0 given rain / sun, then base 1 given rain / sun
+    assert texts[0].startswith("Rain falls. ") and texts[1].startswith("falls. ")  # "Rain" removed
+    assert texts[2].startswith("shines. ") and texts[2].endswith(" It is warm.")  # "Sun" removed
+    assert texts[3].startswith("Sun shines. ") and texts[3].endswith(" It is warm.")
+
+
+def test_question_commas_variants() -> None:
+    """The question variant keeps the commas; the comma-free variant no longer ends with a question."""
+    family = _family((), (Constraint.make("end_with_question"), Constraint.make("no_commas")))
+    cands = edits.family_candidates(family, [["Rain, then sun?"], ["Wind, cold."]], random.Random(0), n_bases=1)
+    by_source = {c.source: c for c in cands if c.source != "sample"}
+    assert by_source["edit:strip_commas+end_with_full_stop"].text == "Rain then sun."
+    assert by_source["edit:strip_commas+end_with_full_stop"].golds == (0.0, 1.0)
+    assert by_source["edit:append_question"].golds == (1.0, 0.0)
 
 
 def test_family_candidates_are_edited_alike() -> None:
@@ -144,7 +161,14 @@ def test_family_candidates_are_edited_alike() -> None:
 
 def test_surface_features_spot_the_edits() -> None:
     f = edits.SURFACE_FEATURES
-    assert f["keyword_sentence"]("A. Remember rain. B. Think about sun.") == 2.0
+    assert f["keyword_sentence"]("A. Keep rain in mind. B. Think about sun.") == 2.0
     assert f["stock_question"]("Nice. What do you think?") == 1.0 and f["stock_question"]("Why?") == 0.0
     assert f["start_phrase"]("In short: yes") == 1.0 and f["start_phrase"]("In short yes") == 0.0
     assert f["json_fence"]('```json\n{"a": 1}\n```') == 1.0
+
+
+def test_inserted_words_are_never_topic_words() -> None:
+    """Inserting a keyword sentence or a question never adds a word some prompt may exclude."""
+    topic = {w for _, words in BASE_REQUESTS for w in words}
+    inserted = {w.strip(".?").lower() for t in (*edits.KEYWORD_SENTENCES, *edits.QUESTIONS) for w in t.split()}
+    assert not (inserted - {"{kw}"}) & topic

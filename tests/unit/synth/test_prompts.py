@@ -47,35 +47,39 @@ def test_family_prompts_share_all_but_the_contrast() -> None:
 
 def test_contrasts_follow_the_weights_exactly() -> None:
     """Contrasts come from a shuffled deck, so every full deck holds each contrast ``weight`` times."""
-    deck = sum(CONTRAST_WEIGHTS.values())  # 10
+    deck = sum(CONTRAST_WEIGHTS.values())  # 9
     families = build_families(3 * deck, seed=5)
-    assert Counter(f.contrast for f in families) == {k: 3 * w for k, w in CONTRAST_WEIGHTS.items()}
+    assert Counter(f.contrast for f in families) == {k: 3 * w for k, w in CONTRAST_WEIGHTS.items() if w}
     # requests cycle through the bank: the first 100 families use 100 different requests
     assert len({f.group for f in build_families(100, seed=5)}) == 100
+    cased = build_families(10, seed=5, weights={"case": 1, "json": 1})
+    assert Counter(f.contrast for f in cased) == {"case": 5, "json": 5}
+    with pytest.raises(ValueError, match="positive weight"):
+        build_families(2, seed=5, weights={"case": 0})
 
 
 def test_deciding_kinds_are_balanced() -> None:
-    """Each side of a contrast decides half of its family's pairs: every kind but the two case kinds
-    decides 1/10 of the pairs and each case kind 1/20 (see CONTRAST_WEIGHTS)."""
+    """Each side of a contrast decides half of its family's pairs: with the default weights every kind
+    but the two case kinds decides 1/9 of the pairs, and case none (see CONTRAST_WEIGHTS)."""
     share: Counter[str] = Counter()
     for name, weight in CONTRAST_WEIGHTS.items():
         for side in contrast_sides(name, ("rain", "sun"), random.Random(0)):
             share[side.kind] += weight / 2
-    total = sum(share.values())
-    assert total == 10
-    assert {k: v / total for k, v in share.items() if k not in ("lowercase", "uppercase")} == {
-        k: 0.1 for k in ("max_words", "min_words", "include_keyword", "exclude_keyword", "end_with_question",
+    assert sum(share.values()) == 9
+    assert {k: v for k, v in share.items() if v} == {
+        k: 1.0 for k in ("max_words", "min_words", "include_keyword", "exclude_keyword", "end_with_question",
                          "no_commas", "num_bullets", "json_keys", "start_with")}
-    assert share["lowercase"] / total == share["uppercase"] / total == 0.05
 
 
 @pytest.mark.parametrize("name", sorted(CONTRAST_WEIGHTS))
-def test_contrast_sides_differ_and_cannot_both_hold(name: str) -> None:
+def test_contrast_sides_differ(name: str) -> None:
     x, y = contrast_sides(name, ("rain", "sun"), random.Random(1))
     assert x != y
-    probes = ["- a\n- b", "rain is nice?", "IN SHORT: YES", "here is the answer, friend.", '{"a": 1}', ""]
-    if name != "question_commas":  # a comma-free question meets both, by design a tie
+    if name in ("length", "case", "json", "start", "bullets", "bullets_json"):  # never both hold
+        probes = ["- a\n- b", "rain is nice?", "IN SHORT: YES", "here is the answer, friend.", '{"a": 1}', ""]
         assert not any(x.check(t) and y.check(t) for t in probes)
+    if name in ("include", "exclude"):  # two different topic words
+        assert x.kind == y.kind == f"{name}_keyword" and {x.kwargs["keyword"], y.kwargs["keyword"]} == {"rain", "sun"}
 
 
 def test_unknown_contrast() -> None:
