@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,9 +17,23 @@ def add_commands(sub: Any) -> None:
 
     train = sub.add_parser("train", help="train reward models (and, through the same loop, other jobs)")
     tsub = train.add_subparsers(title="train commands", metavar="COMMAND")
-    add_train_command(tsub, "rm", "train a reward model (Bradley-Terry by default; scalar, multi-objective or "
-                      "gaussian head); writes a standard AutoModelForSequenceClassification folder + rewardkit.json",
-                      RewardTrainConfig, _run_train_rm)
+    rm = add_train_command(
+        tsub, "rm", "train a reward model (Bradley-Terry by default; scalar, multi-objective or gaussian head); "
+        "on attribute data (HelpSteer2, UltraFeedback, numeric columns) an ArmoRM (--head multi) or URM "
+        "(--head gaussian, --ensemble K) model on the frozen backbone; writes a standard "
+        "AutoModelForSequenceClassification folder + rewardkit.json", RewardTrainConfig, _run_train_rm)
+    rm.add_argument("--head", action=_HeadKind, dest="overrides", metavar="KIND",
+                    help="reward head: scalar (default), multi (named objectives; ArmoRM on attribute data), "
+                    "gaussian (mean and std per objective; URM); same as --set head.kind=KIND")
+
+
+class _HeadKind(argparse.Action):
+    """``--head KIND`` appends ``head.kind=KIND`` to the ``--set`` overrides."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        overrides = list(getattr(namespace, self.dest, None) or [])
+        setattr(namespace, self.dest, [*overrides, f"head.kind={values}"])
 
 
 def add_train_command(tsub: Any, name: str, help: str, cls: type, run: Callable[[Any], int]) -> argparse.ArgumentParser:
@@ -46,9 +61,22 @@ def _run_train_rm(cfg: Any) -> int:
     from rewardkit.train.reward import train_reward_model
 
     result = train_reward_model(cfg)
-    metrics = result.metadata["metrics"]["eval"]
-    training = result.metadata["training"]
-    print(f"trained {training['steps']} steps at {training['pairs_per_s']:.1f} pairs/s ({training['precision']})")
+    saved = result.out_dir / "rewardkit.json"  # what the job added on saving (stage-1 fits, reload check)
+    meta = {**result.metadata, **(json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {})}
+    metrics = meta.get("metrics", {}).get("eval")
+    training = meta.get("training")
+    if training:
+        unit = next(k.removesuffix("_per_s") for k in training if k.endswith("_per_s"))
+        print(f"trained {training['steps']} steps at {training[f'{unit}_per_s']:.1f} {unit}/s ({training['precision']})")
+    if "armo" in meta:
+        ridge = ", ".join(f"{k} α={v['alpha']:g}" for k, v in meta["armo"]["ridge"].items())
+        print(f"stage 1 ridge per objective: {ridge}")
+        if meta["armo"].get("verbosity_penalties"):
+            print("verbosity penalties: " + ", ".join(f"{k}={v:g}" for k, v in meta["armo"]["verbosity_penalties"].items()))
+    if "ensemble" in meta:
+        print(f"ensemble of {len(meta['ensemble']['members'])} members in {result.out_dir}/members")
+    if "reload_check" in meta:
+        print(f"reloaded scalar vs training's: max |diff| {meta['reload_check']['max_abs_diff']:.2e}")
     if metrics:
         print(f"held-out accuracy {metrics['accuracy']:.3f} [{metrics['accuracy_ci95_low']:.3f}, "
               f"{metrics['accuracy_ci95_high']:.3f}], mean margin {metrics['margin']:.3f}")

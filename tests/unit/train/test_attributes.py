@@ -173,3 +173,37 @@ def test_feature_net_equals_the_full_forward(files: dict[str, Path]) -> None:
         out = net.run(extract_features(rm.model, rm.head, rm.pad_token_id, encoded))
     np.testing.assert_allclose(out.reward.numpy(), full.rewards, atol=1e-5)
     np.testing.assert_allclose(out.uncertainty.numpy(), full.uncertainty, atol=1e-5)
+
+
+def test_direction_on_a_trained_multi_head_is_v_dot_objectives(files: dict[str, Path], tmp_path: Path) -> None:
+    """DPA (METHODS §3): R_v = vᵀ r(x, y) with v = w / ‖w‖ over the objectives (the gate and transform are the
+    model's own scalar; a direction replaces them)."""
+    from rewardkit.scoring import ScorerOptions, build_scorer
+
+    out = tmp_path / "armo-dir"
+    train_reward_model(_cfg(files, out, head={"kind": "multi"}, pairs=str(files["pairs"]), max_steps=1))
+    scorer = build_scorer(f"direction:{out}#helpfulness=3,verbosity=4", ScorerOptions(device="cpu"))
+    prompts = [[{"role": "user", "content": p}] for p, _, _ in PAIRS[:5]]
+    responses = [reply(c) for _, c, _ in PAIRS[:5]]
+    got = scorer.score(prompts, responses, True)
+    plain = build_scorer(str(out), ScorerOptions(device="cpu")).score(prompts, responses, True)
+    # v = (3, 0, 4) / 5 over (helpfulness, correctness, verbosity)
+    np.testing.assert_allclose(got.rewards, plain.objectives @ np.array([0.6, 0.0, 0.8]), atol=1e-5)
+    assert not np.allclose(got.rewards, plain.rewards)  # not the gated scalar
+
+
+def test_benchmark_direction_picks_follow_the_angle() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    from directions import is_monotone, picks_by_angle
+
+    # one prompt, 3 candidates (helpfulness, verbosity): short & helpful, medium, long & verbose
+    objectives = np.array([[[1.0, 0.0], [0.9, 0.5], [0.5, 1.0]]])
+    lengths = np.array([[[10, 2], [50, 10], [200, 40]]], dtype=float)
+    rows = picks_by_angle(objectives, lengths, ["helpfulness", "verbosity"], [-30, 30, 80],
+                          helpful="helpfulness", verbose="verbosity")
+    # θ = −30°: v = (.866, −.5): scores .866, .529, −.067 -> 0; θ = 30°: (.866, .5): .866, 1.029, .933 -> 1;
+    # θ = 80°: (.174, .985): .174, .649, 1.072 -> 2
+    assert [r["picks"] for r in rows] == [[0], [1], [2]]
+    assert is_monotone([r["mean_chars"] for r in rows]) and not is_monotone([3.0, 2.0])
