@@ -110,6 +110,7 @@ def print_result(result: Any) -> None:
                       f"accuracy when correct is longer {_num(lb.accuracy_correct_longer)} / shorter "
                       f"{_num(lb.accuracy_correct_shorter)}; ECE of σ(Δ) {_num(cal.ece)}; {m.truncated_items} items "
                       f"truncated; {sc['scored']} inputs scored ({sc['from_cache']} from cache) in {sc['seconds']:.1f} s")
+        _print_uncertainty_and_objectives(console, m)
         if m.truncated_share > 0.10:
             console.print(f"[red]warning[/] {m.spec}: {m.truncated_share:.0%} of the items were truncated by its max "
                           "length; raise --max-length (results.json: truncated_share)")
@@ -120,6 +121,21 @@ def print_result(result: Any) -> None:
                           f"paired bootstrap p = {_num(r.p_value)}")
     for line in d.remarks():
         console.print(f"[yellow]note[/] {line}")
+
+
+def _print_uncertainty_and_objectives(console: Any, m: Any) -> None:
+    if m.abstention is not None:
+        a = m.abstention
+        console.print(f"{m.spec}: abstaining on the 20% most uncertain items: accuracy {_tri(a.accuracy_at_80)} vs "
+                      f"{_tri(a.accuracy_all)} on all; accuracy-coverage area {_tri(a.area)} (gain {_tri(a.gain)})")
+    if m.objectives:
+        shown = ", ".join(f"{name} {_num(v['value'])} [{_num(v['ci95_low'])}, {_num(v['ci95_high'])}]"
+                          for name, v in m.objectives.items())
+        console.print(f"{m.spec}: each objective alone as the score: {shown}")
+
+
+def _tri(v: tuple[float, float, float]) -> str:
+    return f"{_num(v[0])} [{_num(v[1])}, {_num(v[2])}]"
 
 
 def _num(x: float | None) -> str:

@@ -222,6 +222,44 @@ def fig_length(result: EvalResult, scored: Sequence[Any]) -> str:
     return _png(fig)
 
 
+def uncertainty_section(result: EvalResult) -> str:
+    """Accuracy against coverage (abstaining on the most uncertain items) and each objective's own accuracy,
+    for the models that report them; empty when none does."""
+    with_u = [(j, m) for j, m in enumerate(result.models) if m.abstention is not None]
+    with_o = [m for m in result.models if m.objectives]
+    if not with_u and not with_o:
+        return ""
+    parts = ["<h2>Uncertainty and objectives</h2>"]
+    if with_u:
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(5.4, 3.8))
+        rows = ["<tr><th>model</th><th>all items</th><th>80% most certain</th><th>area</th><th>gain</th></tr>"]
+        for j, m in with_u:
+            a = m.abstention
+            assert a is not None
+            ax.plot([c for c, _ in a.grid], [v for _, v in a.grid], "-o", ms=3, color=COLORS[j % len(COLORS)],
+                    label=f"{_short(m.spec)} (area {_fmt(a.area[0])})")
+            ax.axhline(a.accuracy_all[0], ls=":", lw=0.8, color=COLORS[j % len(COLORS)])
+            rows.append(f"<tr><td>{html.escape(_short(m.spec))}</td>" + "".join(
+                f"<td>{_fmt(v[0])} <span class='muted'>[{_fmt(v[1])}, {_fmt(v[2])}]</span></td>"
+                for v in (a.accuracy_all, a.accuracy_at_80, a.area, a.gain)) + "</tr>")
+        ax.invert_xaxis()
+        ax.set_xlabel("coverage (share of items kept, most certain first)")
+        ax.set_ylabel("accuracy on the kept items")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        parts += ["<p>The model abstains on its most uncertain items (item uncertainty = sqrt of the sum of its "
+                  "responses' U²); dotted: accuracy on all items. The area is the mean accuracy over all coverages; "
+                  "gain = area − accuracy on all.</p>", _png(fig), "<table>" + "".join(rows) + "</table>"]
+    for m in with_o:
+        cells = "".join(f"<tr><td>{html.escape(name)}</td><td>{_fmt(v['value'])} <span class='muted'>"
+                        f"[{_fmt(v['ci95_low'])}, {_fmt(v['ci95_high'])}]</span></td></tr>"
+                        for name, v in (m.objectives or {}).items())
+        parts.append(f"<p>{html.escape(_short(m.spec))}: the benchmark's overall with each objective alone as the "
+                     f"score</p><table><tr><th>objective</th><th>overall</th></tr>{cells}</table>")
+    return "".join(parts)
+
+
 # ----------------------------------------------------------------------------- tables and page
 
 
@@ -340,7 +378,8 @@ def render_html(result: EvalResult, scored: Sequence[Any]) -> str:
         warnings_html(result), f"<div class='cards'>{cards}</div>", "<h2>Scores</h2>", metrics_table(result),
         comparisons_table(result), "<h2>Per section and subset</h2>", fig_metrics(result),
         "<h2>Calibration and score distributions</h2>", fig_reliability(result), fig_histograms(result),
-        "<h2>Length bias</h2>", fig_length(result, scored), "<h2>Details</h2>", details_table(result),
+        "<h2>Length bias</h2>", fig_length(result, scored), uncertainty_section(result),
+        "<h2>Details</h2>", details_table(result),
         "<h2>Data notes</h2>", _notes(d),
         "<h2>Settings (reproduce with these)</h2>", _kv({**{k: v for k, v in s.to_dict().items() if k != "versions"},
                                                          **s.versions, "data sha256": d.fingerprint}),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.data.io import atomic_write_text
+from rewardkit.eval.abstention import Abstention
 from rewardkit.eval.analysis import LengthBias, ScoreDistribution
 from rewardkit.eval.benchmarks.base import Coverage, describe_note
 from rewardkit.eval.calibration import Calibration
@@ -61,6 +62,8 @@ class ModelResult:
     scoring: dict[str, Any]
     truncated_items: int
     n_items: int = 0  # items evaluated: the denominator of ``truncated_share``
+    abstention: Abstention | None = None  # when the scorer reports uncertainty (:mod:`rewardkit.eval.abstention`)
+    objectives: dict[str, dict[str, float]] | None = None  # per-objective overall with 95% interval (multi heads)
 
     def metric(self, key: str) -> Metric | None:
         return next((m for m in self.metrics if m.key == key), None)
@@ -74,7 +77,9 @@ class ModelResult:
         return {"spec": self.spec, "scorer": self.scorer, "metrics": [m.to_dict() for m in self.metrics],
                 "length_bias": self.length_bias.to_dict(), "calibration": self.calibration.to_dict(),
                 "score_distribution": self.distribution.to_dict(), "scoring": self.scoring,
-                "truncated_items": self.truncated_items, "truncated_share": self.truncated_share}
+                "truncated_items": self.truncated_items, "truncated_share": self.truncated_share,
+                **({"abstention": self.abstention.to_dict()} if self.abstention is not None else {}),
+                **({"objectives": self.objectives} if self.objectives is not None else {})}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import numpy as np
 
 from rewardkit.data.io import atomic_writer
 from rewardkit.errors import OptionError
+from rewardkit.eval.abstention import Abstention, abstention, item_uncertainty
 from rewardkit.eval.analysis import Comparisons, comparisons, length_bias, score_distribution
 from rewardkit.eval.benchmarks import Benchmark, Item, Outcomes, Stat, get_benchmark
 from rewardkit.eval.benchmarks.base import Coverage, coverage
@@ -144,8 +145,37 @@ def evaluate_model(spec: str, bench: Benchmark, items: Sequence[Item], cfg: Eval
     comp = comparisons(items, scored.scores)
     result = ModelResult(spec, identity, metrics, length_bias(items, scored.scores, comp), calibration(comp.margin),
                          score_distribution(items, scored.scores), scored.to_dict(),
-                         int(sum(bool(t.any()) for t in scored.truncated)), len(items))
+                         int(sum(bool(t.any()) for t in scored.truncated)), len(items),
+                         _abstention(items, scored, outcomes, cfg), per_objective(bench, items, scored, cfg))
     return result, ScoredModel(spec, scored, outcomes, comp, reps)
+
+
+def _resamples(items: Sequence[Item], cfg: EvalConfig) -> Any:
+    """The evaluation's bootstrap resamples, regenerated from its seed (identical for every model and use)."""
+    return cluster_bootstrap([it.subset for it in items], [it.cluster_key for it in items], n_boot=cfg.n_boot,
+                             seed=cfg.seed)
+
+
+def _abstention(items: Sequence[Item], scored: ItemScores, outcomes: Outcomes, cfg: EvalConfig) -> Abstention | None:
+    if scored.uncertainty is None or not items:
+        return None
+    return abstention(outcomes.credit, item_uncertainty(scored.uncertainty), _resamples(items, cfg))
+
+
+def per_objective(bench: Benchmark, items: Sequence[Item], scored: ItemScores, cfg: EvalConfig
+                  ) -> dict[str, dict[str, float]] | None:
+    """For a scorer with objectives: the benchmark's overall when each objective alone is the score (e.g.
+    pairwise accuracy of the ``helpfulness`` output), with its 95% interval."""
+    if scored.objectives is None or not items:
+        return None
+    out = {}
+    for j, name in enumerate(scored.objective_names):
+        outcomes = bench.outcomes(items, [o[:, j] for o in scored.objectives])
+        point = bench.summarize(outcomes)["overall"]
+        reps = [bench.summarize(outcomes.take(rows, ids))["overall"].value for rows, ids in _resamples(items, cfg)]
+        low, high = percentile_interval(np.array(reps))
+        out[name] = {"value": point.value, "ci95_low": low, "ci95_high": high, "n": point.n}
+    return out
 
 
 def _values(summary: dict[str, Stat], keys: Sequence[str]) -> list[Stat]:

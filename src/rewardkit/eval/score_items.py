@@ -5,7 +5,8 @@ RewardBench 2 item 4 or more, an RMB best-of-N item up to 7) are scored longest 
 inside a chunk the scorer batches by token length. Judges: the distinct unordered response pairs of
 every item (round-robin) are compared, and each response's score is its least-squares Bradley--Terry
 strength (:func:`rewardkit.scorers.judge.round_robin_scores`). With a cache, each chunk is stored as
-soon as it is scored, and a rerun scores only what is missing.
+soon as it is scored, and a rerun scores only what is missing. A pointwise scorer's uncertainty and
+objectives (:class:`~rewardkit.types.ScoreOutput`) are kept per response when every input has them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ CHUNK = 512  # inputs per stored chunk: a killed run loses at most this much wor
 class ItemScores:
     """Per-item scores ``scores[k]`` (n_k,) float64 and truncation flags ``truncated[k]`` (n_k,) bool,
     with what the pass did: distinct inputs (responses, or comparisons for a judge), how many came from
-    the cache, how many distinct inputs were truncated, and the wall time."""
+    the cache, how many distinct inputs were truncated, and the wall time. ``uncertainty[k]`` (n_k,) float64
+    and ``objectives[k]`` (n_k, K) float64 (columns ``objective_names``) when the scorer gave them for every
+    input, else None."""
 
     scores: list[np.ndarray]
     truncated: list[np.ndarray]
@@ -37,6 +40,9 @@ class ItemScores:
     cached: int
     truncated_units: int
     seconds: float
+    uncertainty: list[np.ndarray] | None = None
+    objectives: list[np.ndarray] | None = None
+    objective_names: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"distinct_inputs": self.units, "from_cache": self.cached, "scored": self.units - self.cached,
@@ -65,6 +71,7 @@ def score_items(scorer: Any, items: Sequence[Item], *, cache: ScoreCache | None 
     units, index = _units(items, pairwise)
     keys = list(units)
     values = cache.get_many(keys) if cache is not None else {}
+    extras = cache.get_extras(keys) if cache is not None else {}
     cached = len(values)
     missing = sorted((k for k in keys if k not in values), key=lambda k: -units[k].size)
     run = _compare_fn(scorer) if pairwise else _score_fn(scorer)
@@ -78,11 +85,44 @@ def score_items(scorer: Any, items: Sequence[Item], *, cache: ScoreCache | None 
             out = run([units[k] for k in part], bar.update)
             rows = [(k, float(s), bool(t)) for k, s, t in zip(part, out.rewards, out.truncated, strict=True)]
             values.update({k: (s, t) for k, s, t in rows})
+            new = {} if pairwise else _extras(out, part)
+            extras.update(new)
             if cache is not None:
-                cache.put_many(rows)
+                cache.put_many(rows, new)
     scores, truncated = _assemble(items, index, values, pairwise)
     n_cut = sum(values[k][1] for k in keys)
-    return ItemScores(scores, truncated, len(keys), cached, int(n_cut), time.perf_counter() - t0)
+    u, objectives, names = (None, None, ()) if pairwise else _assemble_extras(index, extras)
+    return ItemScores(scores, truncated, len(keys), cached, int(n_cut), time.perf_counter() - t0, u, objectives, names)
+
+
+def _extras(out: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Per key, what the output has beside the reward: ``{"u": U}`` and ``{"o": {name: value}}``."""
+    extras: dict[str, dict[str, Any]] = {}
+    for j, k in enumerate(keys):
+        e: dict[str, Any] = {}
+        if out.uncertainty is not None:
+            e["u"] = float(out.uncertainty[j])
+        objectives = out.objectives_of(j)
+        if objectives is not None:
+            e["o"] = objectives
+        if e:
+            extras[k] = e
+    return extras
+
+
+def _assemble_extras(index: list[Any], extras: dict[str, dict[str, Any]]
+                     ) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None, tuple[str, ...]]:
+    """Per-item uncertainty and objectives, each only when every input has it (same objective names)."""
+    keys = [k for where in index for k in where]
+    u = None
+    if keys and all("u" in extras.get(k, {}) for k in keys):
+        u = [np.array([extras[k]["u"] for k in where], dtype=np.float64) for where in index]
+    names = tuple(extras.get(keys[0], {}).get("o", {})) if keys else ()
+    if not names or any(tuple(extras.get(k, {}).get("o", {})) != names for k in keys):
+        return u, None, ()
+    objectives = [np.array([[extras[k]["o"][n] for n in names] for k in where], dtype=np.float64).reshape(-1, len(names))
+                  for where in index]
+    return u, objectives, names
 
 
 def _units(items: Sequence[Item], pairwise: bool) -> tuple[dict[str, _Unit], list[Any]]:
