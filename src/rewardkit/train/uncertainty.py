@@ -37,7 +37,7 @@ from rewardkit.models.uncertainty import (
 from rewardkit.scoring import DEFAULT_MAX_BATCH, DEFAULT_MAX_TOKENS, forward_head
 from rewardkit.train.reward import prepare_pairs
 
-CHUNK_PAIRS = 1024  # pairs embedded between two updates of M
+CHUNK_PAIRS = 256  # pairs embedded between two updates of M
 SUMMARY_PAIRS = 2048  # the first pairs' features are kept to describe U on the training responses
 
 
@@ -127,11 +127,15 @@ def fit_uncertainty(cfg: FitConfig) -> FitResult:
     m = precision_matrix(dim, cfg.lam)
     kept: list[torch.Tensor] = []
     columns = [f"{s}_{c}" for s in ("chosen", "rejected") for c in ("input_ids", "token_type_ids", "response_start")]
-    for rows in pairs.tokenized.select_columns(columns).iter(batch_size=CHUNK_PAIRS):
-        phi_c, phi_r = pair_features(rm, rows, max_tokens=cfg.batch_tokens)
-        m = add_pairs(m, phi_c, phi_r)
-        if sum(len(x) for x in kept) < 2 * SUMMARY_PAIRS:
-            kept += [phi_c, phi_r]
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(pairs.tokenized), desc="uncertainty fit", unit="pair", dynamic_ncols=True) as bar:
+        for rows in pairs.tokenized.select_columns(columns).iter(batch_size=CHUNK_PAIRS):
+            phi_c, phi_r = pair_features(rm, rows, max_tokens=cfg.batch_tokens)
+            m = add_pairs(m, phi_c, phi_r)
+            if sum(len(x) for x in kept) < 2 * SUMMARY_PAIRS:
+                kept += [phi_c, phi_r]
+            bar.update(len(phi_c))
     seconds = time.perf_counter() - t0
     summary = pairs.summary()
     info = {"lambda": cfg.lam, "pairs": len(pairs.tokenized), "feature_layer": output_layer(rm.model)[0],
