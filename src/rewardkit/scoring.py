@@ -140,7 +140,10 @@ class PessimisticScorer:
         self.name = inner.name  # the served model id stays the model's; identities and /v1/models carry k
 
     def __getattr__(self, attr: str) -> Any:  # only for attributes not set above
-        return getattr(self.__dict__["inner"], attr)
+        inner = self.__dict__.get("inner")
+        if inner is None:  # half-built (copy, unpickling): no inner scorer to ask yet
+            raise AttributeError(attr)
+        return getattr(inner, attr)
 
     def adjust(self, out: ScoreOutput) -> ScoreOutput:
         return pessimistic(out, self.k, self.inner.name)
