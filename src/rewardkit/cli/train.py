@@ -80,5 +80,6 @@ def _run_train_rm(cfg: Any) -> int:
     if metrics:
         print(f"held-out accuracy {metrics['accuracy']:.3f} [{metrics['accuracy_ci95_low']:.3f}, "
               f"{metrics['accuracy_ci95_high']:.3f}], mean margin {metrics['margin']:.3f}")
-    print(f"wrote reward model to {result.out_dir} (logs: {result.out_dir / 'logs'})")
+    logs = result.out_dir / ("members/*/logs" if "ensemble" in meta else "logs")
+    print(f"wrote reward model to {result.out_dir} (logs: {logs})")
     return 0

@@ -10,11 +10,11 @@ Both keep the backbone frozen and read its features once (:mod:`rewardkit.models
   position, softmax(z / T) · logit_scale, trained with the configured pairwise loss (BT) through the one
   loop, *with T applied* -- the scalar trained is the scalar served (ArmoRM's script fits the gate on
   untransformed rewards and applies T only at inference; METHODS §2's caveat).
-- **URM** (METHODS §5): the objective layer (means) and the log-std layer trained with a registered
-  attribute loss (``urm.loss``: Gaussian NLL) through the one loop; with ``--pairs`` the gating network
+- **URM** (METHODS §5): the objective layer (means; started at stage 1's ridge solution, ``urm.init``) and
+  the log-std layer trained with a registered attribute loss (``urm.loss``: Gaussian NLL) through the one loop; with ``--pairs`` the gating network
   is trained at the same time on a second stream, with the BT loss on the gated means (detached, so the
-  pairs train the gate only). ``--ensemble K`` trains K members (seeds seed..seed+K−1: different inits and
-  data orders) into ``OUT/members/i`` and writes the ensemble's ``rewardkit.json``.
+  pairs train the gate only). ``--ensemble K`` trains K members (seeds seed..seed+K−1: different data orders,
+  and each member's ridge start fitted on its own bootstrap sample of the rows) into ``OUT/members/i`` and writes the ensemble's ``rewardkit.json``.
 
 After saving, the folder is loaded back and its scalar compared with training's on a few items; the
 largest difference is recorded as ``reload_check`` in ``rewardkit.json``.
@@ -225,12 +225,12 @@ def gating_job(cfg: RewardTrainConfig, prep: Prepared, net: FeatureNet, summary:
 def train_urm(cfg: RewardTrainConfig, prep: Prepared) -> TrainResult:
     """K members (K = ``cfg.ensemble``), each a loop job; one folder, or OUT/members/i and the ensemble file."""
     if cfg.ensemble == 1:
-        return run_job(cfg, lambda c, _acc: urm_job(c, prep))
+        return run_job(cfg, lambda c, _acc: urm_job(c, prep, bootstrap=False))
     out = Path(cfg.out)
     members, results = [], []
     for i in range(cfg.ensemble):
         member = dataclasses.replace(cfg, out=str(out / MEMBERS_DIR / str(i)), seed=cfg.seed + i)
-        results.append(run_job(member, lambda c, _acc: urm_job(c, prep)))
+        results.append(run_job(member, lambda c, _acc: urm_job(c, prep, bootstrap=True)))
         members.append(f"{MEMBERS_DIR}/{i}")
     metadata = {**_plain_metadata(cfg, prep, "urme"),
                 "members_metrics": [r.metadata.get("metrics", {}) for r in results]}
@@ -239,15 +239,38 @@ def train_urm(cfg: RewardTrainConfig, prep: Prepared) -> TrainResult:
     return TrainResult(out, json.loads((out / METADATA_FILE).read_text(encoding="utf-8")))
 
 
-def urm_job(cfg: RewardTrainConfig, prep: Prepared) -> Job:
-    """One URM member (built after the loop seeds the run): a fresh objective layer, log-std layer and gate."""
+def initial_means(cfg: RewardTrainConfig, prep: Prepared, *, bootstrap: bool) -> torch.Tensor | None:
+    """The objective layer's start (K, d): stage 1's ridge, on a bootstrap sample of the rows (seeded by the
+    member's seed) for ensemble members; None for a random start."""
+    if cfg.urm.init != "ridge":
+        return None
+    rows = np.arange(len(prep.features))
+    if bootstrap:
+        rows = np.random.default_rng(cfg.seed).integers(0, len(rows), len(rows))
+    labels = prep.data.labels()[rows]
+    keep = [k for k in range(labels.shape[1]) if (~np.isnan(labels[:, k])).any()]
+    if len(keep) < labels.shape[1]:  # a bootstrap sample without any label of an objective: use every row
+        rows, labels = np.arange(len(prep.features)), prep.data.labels()
+    fits = fit_objectives(prep.features.pooled.double().numpy()[rows], labels, alphas=cfg.armo.ridge_alphas,
+                          val_fraction=cfg.armo.val_fraction, seed=cfg.armo.split_seed, names=prep.data.names)
+    return torch.from_numpy(np.stack([f.weights for f in fits])).float()
+
+
+def urm_job(cfg: RewardTrainConfig, prep: Prepared, *, bootstrap: bool) -> Job:
+    """One URM member (built after the loop seeds the run): a fresh objective layer (ridge or random start),
+    log-std layer and gate."""
     rm = prep.rm
     layer = classifier_layer(rm.model)
     head = build_head(HeadConfig.from_dict(rm.head.cfg.to_dict()), rm.model.config.hidden_size)
     net = FeatureNet(layer, head)
-    torch.nn.init.normal_(net.classifier.weight, std=cfg.urm.init_std)
-    if net.classifier.bias is not None:
-        torch.nn.init.zeros_(net.classifier.bias)
+    start = initial_means(cfg, prep, bootstrap=bootstrap)
+    with torch.no_grad():
+        if start is None:
+            torch.nn.init.normal_(net.classifier.weight, std=cfg.urm.init_std)
+        else:
+            net.classifier.weight.copy_(start)
+        if net.classifier.bias is not None:
+            net.classifier.bias.zero_()
     labels = torch.from_numpy(prep.data.labels()).float()
     attribute_loss = LOSSES.get(cfg.urm.loss)
     streams = {"examples": [len(e.input_ids) for e in prep.encoded]}

@@ -170,9 +170,14 @@ class UrmSection:
     """``urm``: the gaussian head's attribute regression (URM, METHODS §5)."""
 
     loss: str = _f("gaussian_nll", "attribute loss: gaussian_nll (mean and std) or attribute_mse (mean only)")
-    init_std: float = _f(0.02, "std of the random init of each member's objective layer (members differ by seed)")
+    init: Literal["ridge", "random"] = _f(
+        "ridge", "start of the means: ridge (stage 1's closed form, penalties from armo.*; each ensemble member "
+        "on its own bootstrap sample of the rows) or random (normal, urm.init_std)")
+    init_std: float = _f(0.02, "std of the random init of the objective layer (urm.init=random)")
 
     def __post_init__(self) -> None:
+        if self.init not in ("ridge", "random"):
+            raise OptionError(f"urm.init must be ridge or random, got {self.init!r}")
         if self.loss not in LOSSES or LOSSES.get(self.loss).inputs is not AttributeTargets:
             raise OptionError(f"urm.loss: {self.loss!r} is not an attribute loss (gaussian_nll, attribute_mse)")
 
@@ -188,7 +193,8 @@ class RewardTrainConfig(TrainConfig):
     pairs: str | None = _f(None, "attribute data: preference pairs that train the gating network (stage 2)")
     reference_data: str | None = _f(None, "multi head: preference pairs whose rewards set the verbosity penalties "
                                     "(default: --pairs, else the attribute data)")
-    ensemble: int = _f(1, "gaussian head: train this many members (seeds seed..seed+K-1) into OUT/members/ (URME)")
+    ensemble: int = _f(1, "gaussian head: train this many members (seeds seed..seed+K-1, each on a bootstrap "
+                       "start) into OUT/members/; scored as one model: mean reward, std as uncertainty (URME)")
     loss: LossSection = field(default_factory=LossSection, metadata={"help": "loss settings"})
     head: HeadConfig = field(default_factory=HeadConfig, metadata={"help": "reward head settings"})
     armo: ArmoSection = field(default_factory=ArmoSection, metadata={"help": "ArmoRM settings"})
