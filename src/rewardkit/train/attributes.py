@@ -165,9 +165,11 @@ def train_armo(cfg: RewardTrainConfig, prep: Prepared) -> TrainResult:
     summary["verbosity_penalties"] = debias(cfg, prep, weights)
     net = FeatureNet(layer, rm.head)
     net.classifier.requires_grad_(False)
-    if prep.pairs is None:
+    if prep.pairs is None:  # no gate to train: nothing goes through the loop
         out = Path(cfg.out)
         metadata = _plain_metadata(cfg, prep, "armo")
+        if prep.eval_pairs is not None:
+            metadata["metrics"] = {"eval": _evaluate(net.eval(), prep.eval_pairs)}
         return TrainResult(out, save_checked(rm, net, out, {**metadata, "armo": summary}, prep))
     job = gating_job(cfg, prep, net, summary)
     return run_job(cfg, lambda _cfg, _acc: job)

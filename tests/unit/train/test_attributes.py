@@ -207,3 +207,19 @@ def test_benchmark_direction_picks_follow_the_angle() -> None:
     # θ = 80°: (.174, .985): .174, .649, 1.072 -> 2
     assert [r["picks"] for r in rows] == [[0], [1], [2]]
     assert is_monotone([r["mean_chars"] for r in rows]) and not is_monotone([3.0, 2.0])
+
+
+def test_command_line_head_flag_trains_armo_and_evaluates_held_out_pairs(files: dict[str, Path], tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from rewardkit.cli import main
+
+    out = tmp_path / "cli-armo"
+    code = main(["train", "rm", "--data", str(files["attributes"]), "--head", "multi", "--model", str(files["llama"]),
+                 "--out", str(out), "--eval-data", str(files["pairs"]), "--max-length", "64", "--device", "cpu",
+                 "--set", "armo.ridge_alphas=0.1,10"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "stage 1 ridge per objective: helpfulness α=" in printed and "held-out accuracy" in printed
+    meta = json.loads((out / "rewardkit.json").read_text())
+    assert meta["head"]["kind"] == "multi" and meta["metrics"]["eval"]["pairs"] == len(PAIRS)
+    assert {v["alpha"] for v in meta["armo"]["ridge"].values()} <= {0.1, 10.0}
