@@ -11,7 +11,7 @@ training pairs (``rewardkit uncertainty fit``):
     (:mod:`rewardkit.eval.abstention`); beside it the same abstention by the RM's own |margin|, the
     obvious competitor. ``--ensemble-model DATASET=PATH`` adds any scorer that reports uncertainty (e.g.
     a URME ensemble folder) on that dataset's test pairs.
-(b) **Cost.** The HH test sequences scored with and without U by the same loaded model, alternating
+(b) **Cost.** The first ``--cost-pairs`` HH test pairs' sequences scored with and without U by the same loaded model, alternating
     which goes first, best of ``--cost-repeats`` each (target: at most 1.1× the time).
 (c) **Over-optimisation.** ``--prompts`` held-out ifeval-lite prompts, ``max(--ns)`` SmolLM2 samples each
     (seeded per sample, so Best-of-N's samples are the first N); every candidate scored once (r and U)
@@ -150,12 +150,13 @@ def abstention_on(name: str, model: str, test: Path, *, n_boot: int, seed: int) 
 # ----------------------------------------------------------------------------- (b) cost
 
 
-def cost(model: str, test: Path, *, repeats: int) -> dict[str, Any]:
-    """Seconds to score the test pairs' sequences without and with U (same model, same encoded inputs)."""
+def cost(model: str, test: Path, *, repeats: int, pairs: int) -> dict[str, Any]:
+    """Seconds to score the first ``pairs`` test pairs' sequences without and with U (same model, same
+    encoded inputs)."""
     from rewardkit.scoring import RewardModelScorer, score_encoded_output
 
     scorer = RewardModelScorer(model, device="cpu", dtype="float32")
-    rows = read_pairs(test)
+    rows = {k: v[:pairs] for k, v in read_pairs(test).items()}
     encoded = scorer.encode(rows["prompt"] * 2, rows["chosen"] + rows["rejected"], rows["conversational"] * 2)
     fitted = scorer.rm.net.uncertainty
     times: dict[str, list[float]] = {"without": [], "with": []}
@@ -294,7 +295,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                                                  n_boot=args.n_boot, seed=args.seed)
     cost_name = "hh_rlhf" if "hh_rlhf" in models else "ifeval_lite"
     report["cost"] = {"data": cost_name, **cost(models[cost_name]["folder"], tests[cost_name],
-                                                  repeats=args.cost_repeats)}
+                                                  repeats=args.cost_repeats, pairs=args.cost_pairs)}
     rows = load_prompts(args.prompts)
     t0 = time.perf_counter()
     texts = sample_candidates(args.policy, rows, n=max(ns), max_new_tokens=args.max_new_tokens, seed=args.seed)
@@ -321,6 +322,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="also abstain with this scorer's uncertainty (e.g. a URME ensemble) on DATASET's test "
                    "pairs (ifeval_lite or hh_rlhf); repeatable")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--cost-pairs", type=int, default=400, help="test pairs (2 sequences each) timed for the cost")
     p.add_argument("--cost-repeats", type=int, default=3, help="timed scoring passes each, with and without U")
     p.add_argument("--policy", default="smollm2-135m", help="causal LM for Best-of-N")
     p.add_argument("--prompts", type=int, default=20, help="held-out ifeval-lite prompts for Best-of-N")
