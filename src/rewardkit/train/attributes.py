@@ -176,21 +176,17 @@ def train_armo(cfg: RewardTrainConfig, prep: Prepared) -> TrainResult:
 
 
 def debias(cfg: RewardTrainConfig, prep: Prepared, weights: np.ndarray) -> dict[str, float] | None:
-    """Set the head's transform from the verbosity penalties (None when there is no verbosity objective)."""
+    """Set the head's transform from the verbosity penalties, computed on the reference set's objectives
+    (None when there is no verbosity objective)."""
     names = list(prep.data.names)
     if not cfg.armo.verbosity or cfg.armo.verbosity not in names:
         return None
-    ref = prep.features
-    if cfg.reference_data:
-        r = pair_features(cfg.reference_data, prep.rm, cfg)
-        ref = Features(*(torch.cat([a, b]) for a, b in zip(
-            (r.chosen.pooled, r.chosen.hidden, r.chosen.prompt), (r.rejected.pooled, r.rejected.hidden,
-                                                                 r.rejected.prompt), strict=True)))
-    elif prep.pairs is not None:  # chosen and rejected pooled, as ArmoRM's reference set
-        ref = Features(torch.cat([prep.pairs.chosen.pooled, prep.pairs.rejected.pooled]),
-                       torch.cat([prep.pairs.chosen.hidden, prep.pairs.rejected.hidden]),
-                       torch.cat([prep.pairs.chosen.prompt, prep.pairs.rejected.prompt]))
-    objectives = ref.pooled.double().numpy() @ weights.T  # (N, K)
+    reference = pair_features(cfg.reference_data, prep.rm, cfg) if cfg.reference_data else prep.pairs
+    if reference is not None:  # chosen and rejected pooled, as ArmoRM's reference set
+        pooled = torch.cat([reference.chosen.pooled, reference.rejected.pooled])
+    else:
+        pooled = prep.features.pooled
+    objectives = pooled.double().numpy() @ weights.T  # (N, K)
     verb = names.index(cfg.armo.verbosity)
     penalties = verbosity_penalties(objectives, verb, threshold=cfg.armo.corr_threshold)
     transform = debias_transform(penalties, verb)
