@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import run_json_main
-from bon_vs_speculative import expected_best, gold, load_prompts
+from bon_vs_speculative import expected_best, gold
 
 HH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
 
@@ -63,6 +64,27 @@ def split_hh(path: Path, workdir: Path, n_train: int, n_test: int) -> tuple[Path
     train.write_text("".join(lines[:n_train]), encoding="utf-8")
     test.write_text("".join(lines[n_train:n_train + n_test]), encoding="utf-8")
     return train, test
+
+
+def pin_ifeval(workdir: Path) -> dict[str, Path]:
+    """Copies of the shipped ifeval-lite train, test and candidates files (so a regeneration during the run
+    cannot mix two sets), with their sha256 in the report."""
+    import shutil
+
+    from rewardkit.synth import load_embedded
+
+    folder = workdir / "ifeval_lite"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {split: Path(shutil.copy(load_embedded(split), folder / f"{split}.jsonl"))
+            for split in ("train", "test", "candidates")}
+
+
+def read_prompts(path: Path, k: int) -> list[dict[str, Any]]:
+    """The first ``k`` held-out prompts (one row per prompt, with its constraints)."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(rows) < k:
+        raise ValueError(f"{path}: only {len(rows)} prompts, asked for {k}")
+    return rows[:k]
 
 
 def train_and_fit(name: str, train: Path, workdir: Path, *, epochs: float, batch_size: int, lr: float,
@@ -265,7 +287,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import torch
 
-    from rewardkit.synth import load_embedded
+    from rewardkit.data.dataset import file_fingerprint
 
     torch.set_num_threads(args.threads)
     ns = sorted(int(x) for x in args.ns.split(","))
@@ -273,7 +295,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"benchmark": "uncertainty", "config": {**{k: (str(v) if isinstance(v, Path) else v)
                                                                         for k, v in vars(args).items()},
                                                                      "ns": ns, "ks": ks}}
-    ifeval_train, ifeval_test = load_embedded("train"), load_embedded("test")
+    ifeval = pin_ifeval(workdir)
+    report["config"]["ifeval_lite_sha256"] = {k: file_fingerprint(v) for k, v in ifeval.items()}
+    ifeval_train, ifeval_test = ifeval["train"], ifeval["test"]
     models = {"ifeval_lite": train_and_fit("ifeval", ifeval_train, workdir, epochs=args.ifeval_epochs, batch_size=8,
                                            lr=1e-4, max_length=args.max_length, seed=args.seed)}
     tests = {"ifeval_lite": ifeval_test}
@@ -296,7 +320,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     cost_name = "hh_rlhf" if "hh_rlhf" in models else "ifeval_lite"
     report["cost"] = {"data": cost_name, **cost(models[cost_name]["folder"], tests[cost_name],
                                                   repeats=args.cost_repeats, pairs=args.cost_pairs)}
-    rows = load_prompts(args.prompts)
+    rows = read_prompts(ifeval["candidates"], args.prompts)
     t0 = time.perf_counter()
     texts = sample_candidates(args.policy, rows, n=max(ns), max_new_tokens=args.max_new_tokens, seed=args.seed)
     log(f"sampled {max(ns)} responses for {len(rows)} prompts in {time.perf_counter() - t0:.0f} s")
