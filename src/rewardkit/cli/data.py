@@ -13,8 +13,9 @@ from rewardkit.cli.common import EXIT_BAD_INPUT, command
 def add_commands(sub: Any) -> None:
     data = sub.add_parser("data", help="check, convert and synthesize preference data")
     dsub = data.add_subparsers(title="data commands", metavar="COMMAND")
-    p = command(dsub, "check", "validate a preference file: counts by format, every bad record (file:line: field: "
-                 "problem), token lengths and how many pairs MAX_LENGTH would truncate", _run_check)
+    p = command(dsub, "check", "validate a preference or attribute file (rated responses: HelpSteer2, UltraFeedback, "
+                 "numeric columns): counts by format, every bad record (file:line: field: problem), token lengths "
+                 "and how many records MAX_LENGTH would truncate", _run_check)
     p.add_argument("file", help="jsonl / json / parquet (optionally .gz) or a datasets folder")
     p.add_argument("--tokenizer", default="minilm", help="backbone whose tokenizer measures lengths ('none' to skip)")
     p.add_argument("--max-length", type=int, default=512, help="max tokens per (prompt, response)")

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.dataset import ScanResult
 from rewardkit.data.formats import (
     CompletionExample,
     DataError,
@@ -267,6 +268,18 @@ def load_attributes(path: str | os.PathLike[str], *, attributes: Sequence[str] |
         raise DataError(Location(str(path)), None, "no record has any attribute label")
     return AttributeData(str(path), tuple(scan.names or ()), scan.examples, scan.fmt or "rated", scan.n_records,
                          scan.unrated, errors, len(scan.errors))
+
+
+def scan_attributes(path: str | os.PathLike[str], *, attributes: Sequence[str] | None = None
+                    ) -> tuple[ScanResult, list[AttributeExample]]:
+    """One pass for ``rewardkit data check``: counts (``formats`` holds ``attributes-<format>``: the examples
+    found, one per UltraFeedback completion), the first errors, and the valid examples; never raises for
+    bad records."""
+    scan = _Scan(attributes)
+    for loc, record in iter_records(path):
+        scan.add(loc, record)
+    formats = {f"attributes-{scan.fmt}": len(scan.examples)} if scan.fmt else {}
+    return ScanResult(scan.n_records, formats, scan.errors[:MAX_LISTED_ERRORS], len(scan.errors)), scan.examples
 
 
 def parse_rated_safe(record: Mapping[str, Any], loc: Location, names: Sequence[str]) -> AttributeExample | DataError:

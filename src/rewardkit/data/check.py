@@ -7,8 +7,16 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.data.attributes import is_attribute_file, scan_attributes
 from rewardkit.data.chat import SupportsEncode
-from rewardkit.data.dataset import ScanResult, load_examples, scan, tokenize_examples, truncation_stats
+from rewardkit.data.dataset import (
+    ScanResult,
+    TruncationStats,
+    load_examples,
+    scan,
+    tokenize_examples,
+    truncation_stats,
+)
 from rewardkit.data.formats import no_records_error
 from rewardkit.errors import OptionError
 
@@ -60,6 +68,8 @@ def check_file(path: str, *, encoder: SupportsEncode | None = None, tokenizer: s
                           "tokenizer); pass tokenizer=None to skip token lengths")
     if encoder is not None and max_length is not None and max_length != encoder.max_length:
         raise OptionError(f"check_file: max_length {max_length} differs from the encoder's {encoder.max_length}")
+    if is_attribute_file(path):
+        return _check_attributes(path, encoder, tokenizer)
     result = scan(path)
     if result.n_records == 0:
         raise no_records_error(path)
@@ -77,3 +87,19 @@ def check_file(path: str, *, encoder: SupportsEncode | None = None, tokenizer: s
                     lengths.append(len(ids) + p + r)
     return CheckReport(path, result, tokenizer, encoder.max_length, length_summary(np.array(lengths)),
                        truncation_stats(tokenized).to_dict())
+
+
+def _check_attributes(path: str, encoder: SupportsEncode | None, tokenizer: str | None) -> CheckReport:
+    """``data check`` of an attribute file (:mod:`rewardkit.data.attributes`): one sequence per example."""
+    result, examples = scan_attributes(path)
+    if result.n_records == 0:
+        raise no_records_error(path)
+    if encoder is None or not examples:
+        return CheckReport(path, result)
+    enc = [encoder.encode(e.prompt, e.response, e.conversational) for e in examples]
+    lengths = np.array([len(e.input_ids) + e.prompt_tokens_dropped + e.response_tokens_dropped for e in enc])
+    cut = sum(e.truncated for e in enc)
+    stats = TruncationStats(len(enc), cut, cut, sum(e.prompt_tokens_dropped for e in enc),
+                            sum(e.response_tokens_dropped for e in enc), sum(e.response_tokens_dropped > 0 for e in enc),
+                            sum(e.untokenized_chars > 0 for e in enc))
+    return CheckReport(path, result, tokenizer, encoder.max_length, length_summary(lengths), stats.to_dict())

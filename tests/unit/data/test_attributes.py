@@ -122,3 +122,18 @@ def test_an_attribute_no_record_has_is_an_error(tmp_path: Path) -> None:
 def test_a_preference_file_is_not_an_attribute_file(tmp_path: Path) -> None:
     path = _write(tmp_path / "p.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}])
     assert not is_attribute_file(path)
+
+
+def test_data_check_reports_attribute_files(tmp_path: Path, minilm_tokenizer: object) -> None:
+    from rewardkit.data.chat import PairEncoder
+    from rewardkit.data.check import check_file
+
+    row = ultrafeedback_row("q")
+    row["completions"][0]["annotations"]["honesty"]["Rating"] = "five"
+    path = _write(tmp_path / "uf.jsonl", [ultrafeedback_row("Write a haiku."), row])
+    report = check_file(str(path), encoder=PairEncoder(minilm_tokenizer, "text_pair", 64), tokenizer="minilm")
+    d = report.to_dict()
+    assert not report.ok and d["records"] == 2 and d["invalid"] == 1
+    assert d["formats"] == {"attributes-ultrafeedback": 3}  # 2 + 1 valid completions
+    assert "uf.jsonl:2: field 'completions[0].annotations.honesty.Rating'" in d["errors"][0]
+    assert d["token_lengths"]["sequences"] == 3 and d["truncation"]["sequences"] == 3
