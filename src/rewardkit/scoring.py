@@ -280,6 +280,8 @@ class RewardModelScorer:
 class LengthScorer:
     """Dummy scorer: reward = number of characters of the response (fast tests; 'longer wins')."""
 
+    yields_uncertainty = False  # so --pessimism is refused when the scorer is built
+
     def __init__(self, path: str = "length") -> None:
         self.name = "length"
 

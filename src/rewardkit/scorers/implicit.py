@@ -53,6 +53,8 @@ def reduce_logps(token_logps: torch.Tensor, mode: str) -> float:
 class ImplicitRewardScorer:
     """``dpo:POLICY`` -- the implicit reward of a DPO policy, against ``ref_model`` or reference-free."""
 
+    yields_uncertainty = False  # so --pessimism is refused when the scorer is built
+
     def __init__(self, path: str, *, ref_model: str | None = None, ref_free: str | None = None,
                  max_length: int | None = None, max_tokens: int = DEFAULT_LM_TOKENS, dtype: str = "auto",
                  device: str = "auto") -> None:

@@ -72,6 +72,8 @@ def _seeded_flip(seed: int, key: str) -> bool:
 class GenerativeJudge:
     """``judge:MODEL`` -- pairwise preferences from an instruct LM's answer-token logits."""
 
+    yields_uncertainty = False  # so --pessimism is refused when the scorer is built
+
     def __init__(self, path: str, *, max_length: int | None = None, max_tokens: int = DEFAULT_LM_TOKENS,
                  dtype: str = "auto", device: str = "auto", seed: int = 0, both_orders: bool = True) -> None:
         self.lm = load_causal_lm(path, dtype=dtype, device=device)

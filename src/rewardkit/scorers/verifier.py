@@ -97,6 +97,8 @@ class VerifierScorer:
     Scoring a prompt with no reference raises ``KeyError`` (use ``hybrid`` to fall back to a reward
     model there)."""
 
+    yields_uncertainty = False  # so --pessimism is refused when the scorer is built
+
     def __init__(self, path: str = "verifier", *, items: str | Path | Iterable[Mapping[str, Any]] | None = None,
                  sandbox: SandboxLimits | None = None, workers: int = 4) -> None:
         self.name = "verifier"

@@ -56,6 +56,17 @@ def test_pessimism_arithmetic_on_a_toy_output() -> None:
         pessimistic(ScoreOutput(out.rewards, out.truncated), 1.0)
 
 
+def test_a_scorer_that_does_not_say_is_refused_at_its_first_output() -> None:
+    from rewardkit.scoring import LengthScorer, PessimisticScorer
+
+    class Quiet(LengthScorer):
+        yields_uncertainty = None  # type: ignore[assignment]  # unknown until it scores
+
+    wrapped = PessimisticScorer(Quiet(), 1.0)
+    with pytest.raises(OptionError, match="needs a scorer that reports uncertainty"):
+        wrapped.score([[{"role": "user", "content": "q"}]], [[{"role": "assistant", "content": "a"}]])
+
+
 def test_build_scorer_wraps_once_and_the_cache_identity_names_k(files: dict[str, Path]) -> None:
     from rewardkit.scorers import scorer_identity
 
@@ -69,7 +80,7 @@ def test_build_scorer_wraps_once_and_the_cache_identity_names_k(files: dict[str,
 
 @pytest.mark.parametrize("model,k,message", [
     ("plain", "1", "needs a scorer that reports uncertainty"),  # refused when built
-    ("length", "1", "needs a scorer that reports uncertainty"),  # refused at its first output
+    ("length", "1", "needs a scorer that reports uncertainty"),  # says it has none: refused when built
     ("fitted", "-1", "--pessimism must be a finite number >= 0"),
     ("fitted", "nan", "--pessimism must be a finite number >= 0"),
 ])
