@@ -95,6 +95,8 @@ def attribute_head(cfg: RewardTrainConfig, names: Sequence[str]) -> HeadConfig:
         raise OptionError("head.gating on attribute data needs --pairs (preference pairs that train the gate)")
     if cfg.ensemble > 1 and h.kind != "gaussian":
         raise OptionError("--ensemble needs --head gaussian (URME)")
+    if cfg.lora.r:
+        raise OptionError("lora.r: attribute data trains heads on the frozen backbone; LoRA does not apply")
     return HeadConfig.from_dict({**h.to_dict(), "objectives": list(names), "gating": bool(cfg.pairs)})
 
 
