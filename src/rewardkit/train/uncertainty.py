@@ -24,9 +24,9 @@ from rewardkit.models.backbones import resolve_backbone
 from rewardkit.models.reward_model import RewardModel, load_reward_model
 from rewardkit.models.uncertainty import (
     DEFAULT_LAMBDA,
+    UNCERTAINTY_FILE,
     add_pairs,
     capture_features,
-    load_uncertainty,
     output_layer,
     pooled_features,
     precision_matrix,
@@ -119,7 +119,7 @@ def fit_uncertainty(cfg: FitConfig) -> FitResult:
         raise OptionError(f"--model {cfg.model}: not a local model folder; the uncertainty is stored beside the "
                           "model, so give a folder (save a hub model with save_pretrained first)")
     rm = load_reward_model(str(folder), max_length=cfg.max_length, device=cfg.device, dtype=cfg.dtype)
-    previous = load_uncertainty(folder) is not None
+    previous = (folder / UNCERTAINTY_FILE).exists()  # a refit replaces it (even one that no longer fits)
     loaded = load_examples(cfg.data, kind="preference", skip_invalid=cfg.skip_invalid)
     pairs = prepare_pairs(cfg.data, loaded, rm)
     dim = output_layer(rm.model)[1].in_features
