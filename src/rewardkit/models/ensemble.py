@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from rewardkit.errors import OptionError
+from rewardkit.errors import OptionError, UnsupportedError
 from rewardkit.models.heads import HeadOutput, RewardHead
 from rewardkit.models.reward_model import METADATA_FILE, RewardModel, RewardNet, write_json_atomic
 
@@ -50,6 +50,8 @@ class EnsembleNet(RewardNet):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = torch.nn.ModuleList(members)
+        # RewardNet's optional last-layer uncertainty: an ensemble's uncertainty is its members' disagreement
+        self.uncertainty = None
 
     @property
     def backbone(self) -> torch.nn.Module:  # type: ignore[override]
@@ -60,6 +62,9 @@ class EnsembleNet(RewardNet):
         return self.members[0].head
 
     def forward(self, batch: dict[str, torch.Tensor], response_starts: torch.Tensor | None = None) -> HeadOutput:
+        if self.uncertainty is not None:
+            raise UnsupportedError("a last-layer uncertainty is attached to an ensemble, whose uncertainty is its "
+                                   "members' disagreement; fit it on one member folder (members/i) instead")
         return ensemble_outputs([m(batch, response_starts) for m in self.members])
 
 

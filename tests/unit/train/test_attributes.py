@@ -144,6 +144,13 @@ def test_urme_ensemble_reports_members_mean_and_std(files: dict[str, Path], tmp_
     np.testing.assert_allclose(got.rewards, members.mean(0), atol=1e-5)
     np.testing.assert_allclose(got.uncertainty, members.std(0), atol=1e-5)
     assert (got.uncertainty > 0).all()  # members differ (seeds 42, 43, 44)
+    # every scorer reads it: pessimism r − k·U uses the members' std
+    from rewardkit.scoring import ScorerOptions, build_scorer
+
+    prompts = [[{"role": "user", "content": p}] for p, _, _ in PAIRS[:6]]
+    responses = [reply(c) for _, c, _ in PAIRS[:6]]
+    pessimistic = build_scorer(str(out), ScorerOptions(device="cpu", pessimism=2.0)).score(prompts, responses, True)
+    np.testing.assert_allclose(pessimistic.rewards, members.mean(0) - 2 * members.std(0), atol=1e-5)
     # each member is a plain transformers folder
     assert _plain_logits(out / "members" / "1", encoded[:1]).shape == (1, 3)
 
