@@ -28,6 +28,7 @@ from torch import nn
 from rewardkit.data.chat import Encoded
 from rewardkit.data.collate import pad_sequences, token_budget_batches
 from rewardkit.models.heads import HeadOutput, RewardHead, head_inputs
+from rewardkit.models.uncertainty import capture_features, output_layer, pooled_features
 
 
 def generation_prompt_length(tokenizer: Any) -> int:
@@ -50,13 +51,9 @@ def generation_prompt_length(tokenizer: Any) -> int:
 
 
 def classifier_layer(model: Any) -> nn.Linear:
-    """The output layer of a sequence classifier: its last ``nn.Linear`` with ``num_labels`` outputs
-    (``score`` for decoders, ``classifier`` for BERT, ``classifier.out_proj`` for RoBERTa)."""
-    k = int(model.config.num_labels)
-    found = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == k]
-    if not found:
-        raise ValueError(f"{type(model).__name__}: no Linear layer with {k} outputs")
-    return found[-1]
+    """The output layer of a sequence classifier (``score`` for decoders, ``classifier`` for BERT,
+    ``classifier.out_proj`` for RoBERTa; :func:`~rewardkit.models.uncertainty.output_layer`)."""
+    return output_layer(model)[1]
 
 
 @dataclass(frozen=True)
@@ -79,31 +76,25 @@ def extract_features(backbone: Any, head: RewardHead, pad_id: int, encoded: Sequ
                      max_tokens: int = 16_384, max_batch: int = 256) -> Features:
     """One forward of the frozen ``backbone`` (eval mode) over ``encoded`` inputs, in token-budget batches;
     positions as :func:`~rewardkit.models.heads.run_head` computes them for ``head``."""
-    layer = classifier_layer(backbone)
-    captured: list[torch.Tensor] = []
-    hook = layer.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
     device = next(backbone.parameters()).device
     n = len(encoded)
     parts: dict[str, list[tuple[list[int], torch.Tensor]]] = {"pooled": [], "hidden": [], "prompt": []}
-    try:
+    with capture_features(backbone) as captured:  # the output layer's input, as the last-layer uncertainty reads it
         for idx in token_budget_batches([len(e.input_ids) for e in encoded], max_tokens, max_batch):
             types = [encoded[i].token_type_ids or [] for i in idx]
             batch = {k: v.to(device) for k, v in pad_sequences([encoded[i].input_ids for i in idx], types,
                                                                pad_id).items()}
             starts = torch.tensor([encoded[i].response_start for i in idx], device=device)
-            captured.clear()
             out = backbone(**batch, output_hidden_states=True)
             pooled_at, prompt_at = head_inputs(batch["attention_mask"], head.cfg.pooling, starts,
                                                prompt_offset=head.cfg.prompt_offset)
             assert prompt_at is not None
             rows = torch.arange(len(idx), device=device)
-            cls_in = captured[-1]  # (B, T, d) for decoders (scored at every position), (B, d) when pooled
-            pooled = cls_in[rows, pooled_at] if cls_in.dim() == 3 else cls_in
+            pooled = pooled_features(captured[-1], batch["attention_mask"], head.cfg.pooling)  # (B, d)
             last = out.hidden_states[-1]  # (B, T, H)
             for name, value in (("pooled", pooled), ("hidden", last[rows, pooled_at]), ("prompt", last[rows, prompt_at])):
                 parts[name].append((idx, value.float().cpu()))
-    finally:
-        hook.remove()
+            captured.clear()
     return Features(*(_in_order(parts[name], n) for name in ("pooled", "hidden", "prompt")))
 
 
