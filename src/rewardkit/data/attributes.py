@@ -8,8 +8,9 @@ Row formats (detected per row, see :func:`detect_attribute_format`):
                      jsonl with named numeric columns.
 - ``ultrafeedback``  ``{"instruction": str, "completions": [{"response": str, "annotations": {aspect:
                      {"Rating": "4" | "N/A", ...}}, "overall_score": 8.0, ...}, ...]}``: one example per
-                     completion; an aspect's ``Rating`` is its label, and a completion's top-level numbers
-                     (``overall_score``, ``fine-grained_score``) can be named as attributes too.
+                     completion; an aspect's ``Rating`` is its label (the raw release wraps each aspect's
+                     object in a one-element list: the mean of the listed ratings), and a completion's
+                     top-level numbers (``overall_score``, ``fine-grained_score``) can be named too.
 
 Attribute names: ``attributes`` (``--attributes a,b,c``) names them; else they are detected from the first
 usable record (HelpSteer2's five if present, else every numeric column; UltraFeedback's aspects).
@@ -195,11 +196,20 @@ def _ultrafeedback_label(comp: Mapping[str, Any], loc: Location, where: str, nam
     if not isinstance(annotations, Mapping):
         raise DataError(loc, f"{where}.annotations", f"expected an object, got {type(annotations).__name__}")
     if name in annotations:
-        aspect = annotations[name]
-        if isinstance(aspect, Mapping):
-            return parse_label(aspect.get("Rating"), loc, f"{where}.annotations.{name}.Rating")
-        return parse_label(aspect, loc, f"{where}.annotations.{name}")
+        aspect, field = annotations[name], f"{where}.annotations.{name}"
+        if isinstance(aspect, list):  # the raw release: one rating object per aspect, in a list
+            found = [_rating(a, loc, f"{field}[{i}]") for i, a in enumerate(aspect)]
+            rated = [v for v in found if not math.isnan(v)]
+            return sum(rated) / len(rated) if rated else math.nan
+        return _rating(aspect, loc, field)
     return parse_label(comp.get(name), loc, f"{where}.{name}")
+
+
+def _rating(aspect: Any, loc: Location, field: str) -> float:
+    """An aspect's label: its ``Rating`` when it is an object, else the value itself."""
+    if isinstance(aspect, Mapping):
+        return parse_label(aspect.get("Rating"), loc, f"{field}.Rating")
+    return parse_label(aspect, loc, field)
 
 
 class _Scan:

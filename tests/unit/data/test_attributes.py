@@ -71,6 +71,20 @@ def test_ultrafeedback_one_example_per_completion_ratings_as_strings_na_is_nan(t
     np.testing.assert_array_equal(both.labels(), [[7.5, 3], [3.0, 1]])
 
 
+def test_ultrafeedback_raw_release_wraps_each_aspect_in_a_list(tmp_path: Path) -> None:
+    row = ultrafeedback_row("q")
+    for comp in row["completions"]:  # {"helpfulness": [{"Type": [...], "Rating": "3", ...}]}
+        comp["annotations"] = {k: [dict(v, Type=["1"])] for k, v in comp["annotations"].items()}
+    row["completions"][1]["annotations"]["honesty"] = []
+    data = load_attributes(_write(tmp_path / "uf.jsonl", [row]))
+    labels = data.labels()
+    np.testing.assert_array_equal(labels[0][[0, 1, 3]], [5, 4, 3])
+    assert math.isnan(labels[0, 2]) and math.isnan(labels[1, 1])
+    row["completions"][0]["annotations"]["honesty"][0]["Rating"] = "x"
+    with pytest.raises(DataValidationError, match=r"field 'completions\[0\].annotations.honesty\[0\].Rating'"):
+        load_attributes(_write(tmp_path / "uf2.jsonl", [row]))
+
+
 def test_any_numeric_columns_are_detected_or_named(tmp_path: Path) -> None:
     rows = [{"prompt": [{"role": "user", "content": "hi"}], "response": [{"role": "assistant", "content": "yo"}],
              "safety": 1.0, "wit": 0.25, "id": "a"}]
