@@ -10,7 +10,8 @@ Sampling is seeded per sample, so every angle would draw the same N samples: the
 (Best-of-N with the model's own scalar, all candidates kept), their objectives scored once, and each
 angle picks ``argmax_i vᵀ r_i`` among them (ties to the lower index, as Best-of-N). On the first prompt
 the pick is checked against the ``direction:`` scorer itself. Reported per angle: mean characters and
-tokens of the picks, and whether the means increase with θ (``monotone``).
+tokens of the picks, the share of picks cut at ``--max-new-tokens`` (set it high enough that few are), and
+whether the means increase with θ (``monotone_*``).
 
     python benchmarks/directions.py --model runs/armo --policy smollm2-135m --n 8 --angles -30,0,30
 
@@ -53,8 +54,9 @@ def unit_vector(weights: dict[str, float], names: Sequence[str]) -> np.ndarray:
 
 def picks_by_angle(objectives: np.ndarray, lengths: np.ndarray, names: Sequence[str], angles: Sequence[float], *,
                    helpful: str, verbose: str) -> list[dict[str, Any]]:
-    """``objectives`` (P, N, K) of N candidates per prompt, ``lengths`` (P, N, 2) their characters and tokens:
-    per angle the picks ``argmax_i vᵀ r_i`` and the picks' mean lengths."""
+    """``objectives`` (P, N, K) of N candidates per prompt, ``lengths`` (P, N, 2 or 3) their characters, tokens
+    (and 1 where the sample hit max_new_tokens): per angle the picks ``argmax_i vᵀ r_i`` and their mean lengths
+    (and the share of picks cut at the token limit, whose true length is unknown)."""
     rows = []
     for theta in angles:
         v = unit_vector(direction(theta, helpful, verbose), names)
@@ -63,6 +65,7 @@ def picks_by_angle(objectives: np.ndarray, lengths: np.ndarray, names: Sequence[
         rows.append({"angle_deg": theta, "weights": {helpful: v[list(names).index(helpful)],
                                                      verbose: v[list(names).index(verbose)]},
                      "mean_chars": float(chosen[:, 0].mean()), "mean_tokens": float(chosen[:, 1].mean()),
+                     **({"capped_share": float(chosen[:, 2].mean())} if chosen.shape[1] > 2 else {}),
                      "picks": picks.tolist()})
     return rows
 
@@ -98,7 +101,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         texts = [c.text for c in res.candidates]
         out = rm.score([msgs] * len(texts), [[{"role": "assistant", "content": t}] for t in texts], conv)
         objectives.append(out.objectives)
-        lengths.append([[len(t), c.n_tokens] for t, c in zip(texts, res.candidates, strict=True)])
+        lengths.append([[len(t), c.n_tokens, float(c.finish == "length")]
+                        for t, c in zip(texts, res.candidates, strict=True)])
     obj, lens = np.stack(objectives), np.array(lengths, dtype=np.float64)
     rows = picks_by_angle(obj, lens, names, angles, helpful=args.helpful, verbose=args.verbose)
     # the direction scorer picks the same on the first prompt
