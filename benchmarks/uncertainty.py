@@ -89,7 +89,8 @@ def read_prompts(path: Path, k: int) -> list[dict[str, Any]]:
 
 def train_and_fit(name: str, train: Path, workdir: Path, *, epochs: float, batch_size: int, lr: float,
                   max_length: int, seed: int) -> dict[str, Any]:
-    """A MiniLM RM on ``train`` (``rewardkit train rm``), then U fitted on the same pairs."""
+    """A MiniLM RM on ``train`` (``rewardkit train rm``), then U fitted on the same pairs. Invalid records
+    (HH-RLHF has a few empty responses) are left out of both and counted."""
     from rewardkit.train.config import RewardTrainConfig
     from rewardkit.train.reward import train_reward_model
     from rewardkit.train.uncertainty import FitConfig, fit_uncertainty
@@ -98,9 +99,9 @@ def train_and_fit(name: str, train: Path, workdir: Path, *, epochs: float, batch
     t0 = time.perf_counter()
     trained = train_reward_model(RewardTrainConfig(data=str(train), model="minilm", out=str(out), epochs=epochs,
                                                    max_length=max_length, batch_size=batch_size, lr=lr, seed=seed,
-                                                   logging_steps=50))
+                                                   logging_steps=50, skip_invalid=True))
     t1 = time.perf_counter()
-    fit = fit_uncertainty(FitConfig(model=str(out), data=str(train), device="cpu"))
+    fit = fit_uncertainty(FitConfig(model=str(out), data=str(train), device="cpu", skip_invalid=True))
     log(f"{name}: trained in {t1 - t0:.0f} s, U fitted in {fit.seconds:.0f} s")
     return {"folder": str(out), "train_seconds": t1 - t0, "fit": fit.to_dict(),
             "training": trained.metadata["training"]}
@@ -109,7 +110,7 @@ def train_and_fit(name: str, train: Path, workdir: Path, *, epochs: float, batch
 def read_pairs(path: Path) -> dict[str, list[Any]]:
     from rewardkit.data.dataset import load_examples
 
-    return load_examples(str(path), kind="preference").dataset.select_columns(
+    return load_examples(str(path), kind="preference", skip_invalid=True).dataset.select_columns(
         ["prompt", "chosen", "rejected", "conversational"])[:]
 
 
@@ -297,17 +298,21 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                                                      "ns": ns, "ks": ks}}
     ifeval = pin_ifeval(workdir)
     report["config"]["ifeval_lite_sha256"] = {k: file_fingerprint(v) for k, v in ifeval.items()}
-    ifeval_train, ifeval_test = ifeval["train"], ifeval["test"]
-    models = {"ifeval_lite": train_and_fit("ifeval", ifeval_train, workdir, epochs=args.ifeval_epochs, batch_size=8,
-                                           lr=1e-4, max_length=args.max_length, seed=args.seed)}
-    tests = {"ifeval_lite": ifeval_test}
-    if args.hh.exists():
+    models: dict[str, Any] = {}
+    tests: dict[str, Path] = {}
+    if "ifeval_lite" in args.datasets:
+        models["ifeval_lite"] = train_and_fit("ifeval", ifeval["train"], workdir, epochs=args.ifeval_epochs,
+                                              batch_size=8, lr=1e-4, max_length=args.max_length, seed=args.seed)
+        tests["ifeval_lite"] = ifeval["test"]
+    if "hh_rlhf" in args.datasets and args.hh.exists():
         hh_train, hh_test = split_hh(args.hh, workdir, args.hh_train, args.hh_test)
         models["hh_rlhf"] = train_and_fit("hh", hh_train, workdir, epochs=args.hh_epochs, batch_size=16, lr=5e-5,
                                           max_length=args.max_length, seed=args.seed)
         tests["hh_rlhf"] = hh_test
-    else:
+    elif "hh_rlhf" in args.datasets:
         report["hh_rlhf_missing"] = f"{args.hh} not found: HH-RLHF skipped"
+    if not models:
+        raise SystemExit(f"--datasets {','.join(args.datasets)}: nothing to run (HH-RLHF missing?)")
     report["models"] = models
     report["abstention"] = {name: abstention_on(name, models[name]["folder"], tests[name], n_boot=args.n_boot,
                                                 seed=args.seed) for name in models}
@@ -320,6 +325,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     cost_name = "hh_rlhf" if "hh_rlhf" in models else "ifeval_lite"
     report["cost"] = {"data": cost_name, **cost(models[cost_name]["folder"], tests[cost_name],
                                                   repeats=args.cost_repeats, pairs=args.cost_pairs)}
+    if "ifeval_lite" not in models:
+        return report
     rows = read_prompts(ifeval["candidates"], args.prompts)
     t0 = time.perf_counter()
     texts = sample_candidates(args.policy, rows, n=max(ns), max_new_tokens=args.max_new_tokens, seed=args.seed)
@@ -336,6 +343,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a smaller run (~12 min on 2 idle cores): HH 600/812 pairs, "
                    "ifeval-lite one epoch, 8 prompts, 1000 bootstrap resamples")
+    p.add_argument("--datasets", default="ifeval_lite,hh_rlhf", type=lambda s: s.split(","),
+                   help="which of ifeval_lite and hh_rlhf to run (Best-of-N needs ifeval_lite)")
     p.add_argument("--hh", type=Path, default=HH, help="HH-RLHF jsonl.gz (skipped if missing)")
     p.add_argument("--hh-train", type=int, default=1500, help="HH pairs to train on (the first ones)")
     p.add_argument("--hh-test", type=int, default=812, help="HH pairs to test on (the next ones)")
