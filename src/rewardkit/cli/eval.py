@@ -114,6 +114,8 @@ def print_result(result: Any) -> None:
         if m.truncated_share > 0.10:
             console.print(f"[red]warning[/] {m.spec}: {m.truncated_share:.0%} of the items were truncated by its max "
                           "length; raise --max-length (results.json: truncated_share)")
+    if result.shortcuts is not None:
+        _print_shortcuts(console, result.shortcuts)
     for c in result.comparisons:
         if c.key == "overall" or c.key.startswith("section/"):
             r = c.result
@@ -132,6 +134,18 @@ def _print_uncertainty_and_objectives(console: Any, m: Any) -> None:
         shown = ", ".join(f"{name} {_num(v['value'])} [{_num(v['ci95_low'])}, {_num(v['ci95_high'])}]"
                           for name, v in m.objectives.items())
         console.print(f"{m.spec}: each objective alone as the score: {shown}")
+
+
+def _print_shortcuts(console: Any, sc: dict[str, Any]) -> None:
+    """Testbed pairs: the rules that never read the prompt, and each model with the prompts swapped."""
+    rules = ", ".join(f"{name.replace('_', '-')} {_num(sc[name]['value'])}"
+                      for name in ("edited_wins", "longer_wins", "shorter_wins") if name in sc)
+    console.print(f"shortcut baselines (testbed pairs; a tie counts half): {rules}; the best any prompt-blind "
+                  f"scorer can do {_num(sc['prompt_blind_ceiling'])}")
+    for spec, acc in sc["prompt_swap"].items():
+        console.print(f"{spec} with every prompt swapped for another request's: {_num(acc['value'])} "
+                      f"[{_num(acc['ci95_low'])}, {_num(acc['ci95_high'])}] (a model that reads the prompt falls "
+                      "towards chance)")
 
 
 def _tri(v: tuple[float, float, float]) -> str:

@@ -155,6 +155,7 @@ class EvalResult:
     comparisons: tuple[Comparison, ...]
     out_dir: str
     coverage: Coverage | None = None  # None: the benchmark publishes no fixed sections (``pairs``)
+    shortcuts: dict[str, Any] | None = None  # on synthetic-testbed pairs: rules that never read the prompt
 
     @property
     def complete(self) -> bool:
@@ -166,7 +167,8 @@ class EvalResult:
                 "complete": self.complete, "coverage": self.coverage.to_dict() if self.coverage else None,
                 "data": self.data.to_dict(), "settings": self.settings.to_dict(), "baselines": self.baselines,
                 "models": [m.to_dict() for m in self.models],
-                "comparisons": [c.to_dict() for c in self.comparisons]}
+                "comparisons": [c.to_dict() for c in self.comparisons],
+                **({"shortcuts": self.shortcuts} if self.shortcuts is not None else {})}
 
 
 def json_safe(obj: Any) -> Any:

@@ -25,6 +25,7 @@ import numpy as np
 
 from rewardkit.data.io import atomic_writer
 from rewardkit.errors import OptionError
+from rewardkit.eval import shortcuts
 from rewardkit.eval.abstention import Abstention, abstention, item_uncertainty
 from rewardkit.eval.analysis import Comparisons, comparisons, length_bias, score_distribution
 from rewardkit.eval.benchmarks import Benchmark, Item, Outcomes, Stat, get_benchmark
@@ -109,7 +110,8 @@ def run_eval(cfg: EvalConfig) -> tuple[EvalResult, list[ScoredModel]]:
     keys = [m.key for m in results[0].metrics]
     cov = coverage(bench, keys)
     out = EvalResult(bench.name, bench.description, data_info(cfg, read, items, cov), settings(cfg), baselines,
-                     tuple(results), tuple(paired_comparisons(results, scored, keys)), cfg.out, cov)
+                     tuple(results), tuple(paired_comparisons(results, scored, keys)), cfg.out, cov,
+                     shortcuts_of(cfg, bench, items))
     write_outputs(out, items, scored)
     if cfg.report:
         from rewardkit.eval.report import write_report
@@ -180,6 +182,28 @@ def per_objective(bench: Benchmark, items: Sequence[Item], scored: ItemScores, c
 
 def _values(summary: dict[str, Stat], keys: Sequence[str]) -> list[Stat]:
     return [summary.get(k, Stat(float("nan"), 0)) for k in keys]
+
+
+def shortcuts_of(cfg: EvalConfig, bench: Benchmark, items: Sequence[Item]) -> dict[str, Any] | None:
+    """On synthetic-testbed pairs (``rewardkit data synth`` output, read whole by ``pairs``), the shortcut
+    baselines of :mod:`rewardkit.eval.shortcuts`, each model also scored with every prompt swapped."""
+    if bench.name != "pairs":
+        return None
+    rows = shortcuts.testbed_rows(cfg.data)
+    if rows is None or len(rows) != len(items):  # limited or with skipped rows: the pairs would not align
+        return None
+
+    def swap_credit(spec: str, path: Path) -> np.ndarray:
+        swapped = bench.read(str(path), split=None, skip_invalid=False).items
+        scorer = build_scorer(spec, cfg.scorer_options())
+        try:
+            return bench.outcomes(swapped, score_items(scorer, swapped, desc=f"{spec}, prompts swapped").scores).credit
+        finally:
+            del scorer
+            gc.collect()
+
+    return shortcuts.testbed_shortcuts(rows, cfg.models, swap_credit, Path(cfg.out) / "pairs_prompt_swapped.jsonl",
+                                       seed=cfg.seed)
 
 
 def trivial_baselines(bench: Benchmark, items: Sequence[Item], *, seed: int) -> dict[str, dict[str, float]]:

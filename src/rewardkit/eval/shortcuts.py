@@ -11,7 +11,7 @@ Model-free rules count a tie or no opinion as half; a model's tie counts as wron
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +63,15 @@ def write_swapped(rows: Sequence[Row], path: Path, *, seed: int = 0) -> Path:
 def accuracy(correct: np.ndarray, *, seed: int = 0) -> dict[str, float]:
     """Mean of per-pair credits (N,) with its 95% bootstrap interval."""
     return bootstrap_mean(correct, seed=seed).to_dict()
+
+
+def testbed_shortcuts(rows: Sequence[Row], specs: Sequence[str], swap_credit: Callable[[str, Path], np.ndarray],
+                      swapped_path: Path, *, seed: int = 0) -> dict[str, Any]:
+    """The model-free rules on ``rows`` (:func:`model_free`) and, for each scorer spec, its accuracy on the
+    pairs with swapped prompts: ``swap_credit(spec, path)`` scores the pairs of the jsonl at ``path`` and
+    returns their credits (N,) (1 right, 0 wrong or tied)."""
+    out = model_free(rows, seed=seed)
+    write_swapped(rows, swapped_path, seed=seed)
+    out["prompt_swap"] = {spec: accuracy(swap_credit(spec, swapped_path), seed=seed) for spec in specs}
+    out["swapped_pairs_file"] = str(swapped_path)
+    return out

@@ -71,3 +71,23 @@ def test_write_swapped(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows == audit.swap_prompts(TOY, seed=3)
     assert all(r["chosen"] == t["chosen"] and r["group"] == t["group"] for r, t in zip(rows, TOY, strict=True))
+
+
+def test_eval_on_testbed_pairs_reports_the_shortcuts(tmp_path: Path) -> None:
+    """``rewardkit eval`` on synth pairs: the model-free rules beside the models, and each model's accuracy
+    with the prompts swapped. The length scorer never reads the prompt, so swapping changes nothing."""
+    from rewardkit.eval.runner import EvalConfig, run_eval
+
+    data = _write(tmp_path / "pairs.jsonl", TOY)
+    result, _ = run_eval(EvalConfig(models=("length",), data=str(data), out=str(tmp_path / "ev"), n_boot=200,
+                                    report=False))
+    saved = json.loads((tmp_path / "ev" / "results.json").read_text())["shortcuts"]
+    assert saved == json.loads(json.dumps(result.shortcuts))
+    assert saved["edited_wins"]["value"] == pytest.approx(0.625) and saved["prompt_blind_ceiling"] == 0.75
+    # length: longer wins, a tie is wrong for a model -> p2 and p3 right: 0.5, with or without the prompts
+    assert result.models[0].metrics[0].value == pytest.approx(0.5)
+    assert saved["prompt_swap"]["length"]["value"] == pytest.approx(0.5)
+    assert (tmp_path / "ev" / "pairs_prompt_swapped.jsonl").exists()
+    limited, _ = run_eval(EvalConfig(models=("length",), data=str(data), out=str(tmp_path / "ev2"), n_boot=200,
+                                     report=False, limit=2))
+    assert limited.shortcuts is None  # the first two pairs only: the rows would not align
