@@ -47,6 +47,7 @@ models and scores are kept in ``--workdir`` and reused when their settings match
 
     python benchmarks/multi_objective.py --workdir runs/mo --out benchmarks/results/multi_objective.json
     python benchmarks/multi_objective.py --quick    # smoke run: a few steps, a slice of the data
+    python benchmarks/multi_objective.py --skip-bt --workdir runs/mo   # ArmoRM vs the frozen linear BT only
 
 Prints one JSON object on stdout (progress on stderr) and writes it to ``--out`` when given.
 """
@@ -443,15 +444,22 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     armo_meta = train_armo(paths, names, workdir / "armo", args, shas)
     timings["armo_train"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    bt_meta = train_bt(paths, workdir / "bt", args, shas)
-    timings["bt_train"] = time.perf_counter() - t0
+    bt_meta: dict[str, Any] | None = None
+    if not args.skip_bt:
+        t0 = time.perf_counter()
+        bt_meta = train_bt(paths, workdir / "bt", args, shas)
+        timings["bt_train"] = time.perf_counter() - t0
 
-    stamp = {"quick": args.quick, "names": names, "sha256": shas,
-             "trained_at": [(workdir / m / "model.safetensors").stat().st_mtime for m in ("armo", "bt")]}
+    def stamp(model: str) -> dict[str, Any]:
+        return {"quick": args.quick, "names": names, "sha256": shas,
+                "trained_at": (workdir / model / "model.safetensors").stat().st_mtime}
+
     t0 = time.perf_counter()
-    armo = cached(workdir / "armo_outputs.npz", stamp, lambda: armo_outputs(workdir / "armo", paths, names, args))
-    bt = cached(workdir / "bt_outputs.npz", stamp, lambda: bt_outputs(workdir / "bt", paths, names))
+    armo = cached(workdir / "armo_outputs.npz", stamp("armo"), lambda: armo_outputs(workdir / "armo", paths, names, args))
+    scalars = {"armo_scalar": armo["reward"]}
+    if bt_meta is not None:
+        scalars["bt"] = cached(workdir / "bt_outputs.npz", stamp("bt"),
+                               lambda: bt_outputs(workdir / "bt", paths, names))["reward"]
     timings["scoring"] = time.perf_counter() - t0
     n = int(armo["n_pairs"])
     if len(test_rows) != n:
@@ -465,11 +473,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     linear = armo["pooled_test"] @ w
     timings["frozen_linear_bt"] = time.perf_counter() - t0
 
-    scalars = {"armo_scalar": armo["reward"], "bt": bt["reward"], "frozen_linear_bt": linear}
+    scalars["frozen_linear_bt"] = linear
     correct = {name: pairwise_correct(s[:n], s[n:2 * n]) for name, s in scalars.items()}
     report["pairwise_accuracy"] = {name: bootstrap_mean(c, seed=args.seed).to_dict() for name, c in correct.items()}
-    report["armo_minus_bt"] = bootstrap_mean(correct["armo_scalar"] - correct["bt"], seed=args.seed).to_dict()
-    report["armo_minus_frozen_linear_bt"] = bootstrap_mean(correct["armo_scalar"] - correct["frozen_linear_bt"],
+    for other in ("bt", "frozen_linear_bt"):
+        if other in correct:  # paired: the same resampled pairs for both
+            report[f"armo_minus_{other}"] = bootstrap_mean(correct["armo_scalar"] - correct[other],
                                                            seed=args.seed).to_dict()
     pair_c, pair_r = pair_labels(test_rows, names)
     row_groups = [r["prompt_id"] for r in read_rows(paths["objectives_test"])]
@@ -492,8 +501,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                       "scorer_check": {"items": int(armo["check_reward"].size),
                                        "max_abs_diff_reward": float(armo["check_reward"].max(initial=0.0)),
                                        "max_abs_diff_objectives": float(armo["check_objectives"].max(initial=0.0))}}
-    report["bt"] = {"training": bt_meta.get("training"), "config": {k: bt_meta.get("config", {}).get(k) for k in
-                                                                    ("epochs", "max_steps", "batch_size", "lr")}}
+    report["bt"] = "skipped (--skip-bt)" if bt_meta is None else {
+        "training": bt_meta.get("training"),
+        "config": {k: bt_meta.get("config", {}).get(k) for k in ("epochs", "max_steps", "batch_size", "lr")}}
     report["frozen_linear_bt"] = linear_fit
     report["seconds"] = timings
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -511,6 +521,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gate-batch", type=int, default=32, help="ArmoRM stage 2: pairs per step")
     p.add_argument("--gate-lr", type=float, default=1e-3, help="ArmoRM stage 2: learning rate")
     p.add_argument("--bt-epochs", type=float, default=2.0, help="scalar BT: passes over the train pairs (the quickstart's 2)")
+    p.add_argument("--skip-bt", action="store_true",
+                   help="leave out the fine-tuned scalar BT (ArmoRM vs the frozen linear BT only)")
     p.add_argument("--max-steps", type=int, default=-1, help="cap on both trainings' steps (smoke runs); -1: none")
     p.add_argument("--max-length", type=int, default=256, help="token limit of both models")
     p.add_argument("--check-items", type=int, default=32, help="test items scored by the saved ArmoRM folder too")
