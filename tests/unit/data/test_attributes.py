@@ -57,6 +57,31 @@ def test_helpsteer2_rows_read_with_the_five_attributes_and_nan_for_missing(tmp_p
                                                         "complexity": 3, "verbosity": 2}
 
 
+def test_ifeval_lite_objective_rows_gzipped_message_list_prompt_string_response_nulls(tmp_path: Path) -> None:
+    """Rows shaped like ``rewardkit.synth``'s ``objectives_*.jsonl.gz``: the prompt a message list, the
+    response a string, one column per instruction kind (null where the prompt has none), text columns
+    (ids, source) and the gold beside them; ``--attributes kinds,verbosity`` picks the labels."""
+    import gzip
+
+    def row(text: str, no_commas: float | None, max_words: float | None, words: int) -> dict:
+        return {"prompt_id": "f-1a", "family_id": "f-1", "prompt": [{"role": "user", "content": "Say hi. No commas."}],
+                "response": text, "source": "sample", "gold": 1.0, "max_words": max_words, "no_commas": no_commas,
+                "uppercase": None, "verbosity": words}
+
+    path = tmp_path / "objectives_train.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for r in (row("Hi there", 1.0, None, 2), row("Hi, you", 0.0, 0.5, 2)):
+            f.write(json.dumps(r) + "\n")
+    assert is_attribute_file(path)
+    data = load_attributes(path, attributes=["max_words", "no_commas", "uppercase", "verbosity"])
+    assert data.names == ("max_words", "no_commas", "uppercase", "verbosity") and len(data.examples) == 2
+    np.testing.assert_array_equal(data.labels(), [[np.nan, 1.0, np.nan, 2.0], [0.5, 0.0, np.nan, 2.0]])
+    assert data.examples[0].conversational
+    assert data.examples[0].prompt == ({"role": "user", "content": "Say hi. No commas."},)
+    assert data.examples[1].response == ({"role": "assistant", "content": "Hi, you"},)
+    assert data.summary()["labelled_per_attribute"] == {"max_words": 1, "no_commas": 2, "uppercase": 0, "verbosity": 2}
+
+
 def test_ultrafeedback_one_example_per_completion_ratings_as_strings_na_is_nan(tmp_path: Path) -> None:
     path = _write(tmp_path / "uf.jsonl", [ultrafeedback_row("Write a haiku.")])
     data = load_attributes(path)
