@@ -19,7 +19,8 @@ counterfactual twins) -- in one run:
   prompts of each of the first test families), ``max(--ns)`` samples each from SmolLM2-135M-Instruct
   (the shared sampler: top-k 50, temperature 1, 64 new tokens, seed ``--bon-seed``); for N in ``--ns``
   the expected gold reward (fraction of instructions met) of the sample the old set's RM picks, the new
-  set's RM picks, the verifier picks (oracle), over all N-subsets of the samples.
+  set's RM picks, the verifier picks (oracle), over all N-subsets of the samples; and the new minus the
+  old RM's gold, paired over prompts (the same samples under both).
 
 Trained models, scored files and the Best-of-N samples are kept in ``--workdir`` and reused when
 present, so a rerun only recomputes what is missing. Prints one JSON object on stdout (progress on
@@ -170,9 +171,12 @@ def best_of_n(rows: Sequence[dict[str, Any]], samples: Sequence[Sequence[str]], 
     curve = []
     for n in ns:
         point: dict[str, Any] = {"n": n}
+        per_prompt: dict[str, np.ndarray] = {}
         for name, per in {**scores, "oracle": golds}.items():
-            per_prompt = [expected_best(s, g, n) for s, g in zip(per, golds, strict=True)]
-            point[f"gold_{name}"] = bootstrap_mean(per_prompt, seed=seed).to_dict()
+            per_prompt[name] = np.array([expected_best(s, g, n) for s, g in zip(per, golds, strict=True)])
+            point[f"gold_{name}"] = bootstrap_mean(per_prompt[name], seed=seed).to_dict()
+        if {"new_rm", "old_rm"} <= set(per_prompt):  # paired over prompts: the same samples under both RMs
+            point["gold_new_minus_old"] = bootstrap_mean(per_prompt["new_rm"] - per_prompt["old_rm"], seed=seed).to_dict()
         curve.append(point)
     return {"prompts": len(rows), "samples_per_prompt": len(samples[0]),
             "mean_sample_gold": float(np.mean(golds)), "curve": curve}
