@@ -35,3 +35,4 @@ def test_help_renders(command: list[str], capsys: pytest.CaptureFixture[str]) ->
     text = capsys.readouterr().out
     assert text.startswith("usage: rewardkit")
     assert "--help" in text
+    assert "MISSING" not in text and "object at 0x" not in text  # no Python reprs as defaults

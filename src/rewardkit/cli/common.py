@@ -61,10 +61,16 @@ def add_config_flags(p: argparse.ArgumentParser, cls: type) -> None:
     """One ``--flag`` per top-level field of the config dataclass ``cls`` (sections go through ``--set``)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
+        if dataclasses.is_dataclass(hints[f.name]) or _is_section(hints[f.name]):
             continue
         _add_field_flag(p, f, hints[f.name])
     p.epilog = "nested settings (via --set): " + ", ".join(nested_help(cls))
+
+
+def _is_section(hint: Any) -> bool:
+    """A settings section that is not a dataclass (e.g. the loss: a name and that loss's own settings),
+    set through ``--set section.key=value``, never through one flag."""
+    return isinstance(hint, type) and hint not in (str, int, float, bool)
 
 
 def _add_field_flag(p: argparse.ArgumentParser, f: dataclasses.Field[Any], hint: Any) -> None:
