@@ -23,6 +23,7 @@ from rewardkit.data.chat import Encoded
 from rewardkit.data.collate import pad_sequences, token_budget_batches
 from rewardkit.data.formats import Message
 from rewardkit.errors import OptionError
+from rewardkit.models.ensemble import EnsembleNet
 from rewardkit.models.heads import HeadOutput
 from rewardkit.models.reward_model import RewardModel, RewardNet, load_reward_model
 from rewardkit.models.uncertainty import attach_uncertainty
@@ -247,8 +248,10 @@ class RewardModelScorer:
 
     @property
     def yields_uncertainty(self) -> bool:
-        """True when every output carries ``uncertainty``: a fitted last-layer U or a gaussian head."""
-        return self.rm.net.uncertainty is not None or self.rm.head.cfg.kind == "gaussian"
+        """True when every output carries ``uncertainty``: a fitted last-layer U, a gaussian head, or an
+        ensemble (its members' disagreement), whatever its members' heads."""
+        net = self.rm.net
+        return net.uncertainty is not None or isinstance(net, EnsembleNet) or self.rm.head.cfg.kind == "gaussian"
 
     @classmethod
     def from_spec(cls, path: str, opts: ScorerOptions) -> RewardModelScorer:
