@@ -107,6 +107,31 @@ def train_and_fit(name: str, train: Path, workdir: Path, *, epochs: float, batch
             "training": trained.metadata["training"]}
 
 
+def fit_existing(name: str, model: Path, train: Path, workdir: Path) -> dict[str, Any]:
+    """A copy of an already trained RM folder (e.g. ``benchmarks/testbed.py``'s ``new/rm``), with U fitted on
+    ``train``: the figures then describe that very model."""
+    import shutil
+
+    from rewardkit.train.uncertainty import FitConfig, fit_uncertainty
+
+    out = workdir / f"{name}_rm"
+    if not out.exists():
+        shutil.copytree(model, out)
+    fit = fit_uncertainty(FitConfig(model=str(out), data=str(train), device="cpu", skip_invalid=True))
+    log(f"{name}: {model} copied, U fitted in {fit.seconds:.0f} s")
+    return {"folder": str(out), "copied_from": str(model), "fit": fit.to_dict()}
+
+
+def stored_samples(path: Path, rows: Sequence[dict[str, Any]], n: int) -> list[list[str]]:
+    """The first ``n`` samples of each prompt from a jsonl of ``{"prompt_id", "samples"}`` rows (the format of
+    ``benchmarks/testbed.py``'s ``bon_samples.jsonl``)."""
+    stored = {r["prompt_id"]: r["samples"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+    missing = [r["prompt_id"] for r in rows if len(stored.get(r["prompt_id"], [])) < n]
+    if missing:
+        raise SystemExit(f"--samples {path}: fewer than {n} samples for {len(missing)} prompts, e.g. {missing[0]}")
+    return [stored[r["prompt_id"]][:n] for r in rows]
+
+
 def read_pairs(path: Path) -> dict[str, list[Any]]:
     from rewardkit.data.dataset import load_examples
 
@@ -300,7 +325,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     report["config"]["ifeval_lite_sha256"] = {k: file_fingerprint(v) for k, v in ifeval.items()}
     models: dict[str, Any] = {}
     tests: dict[str, Path] = {}
-    if "ifeval_lite" in args.datasets:
+    if "ifeval_lite" in args.datasets and args.ifeval_model is not None:
+        models["ifeval_lite"] = fit_existing("ifeval", args.ifeval_model, ifeval["train"], workdir)
+        tests["ifeval_lite"] = ifeval["test"]
+    elif "ifeval_lite" in args.datasets:
         models["ifeval_lite"] = train_and_fit("ifeval", ifeval["train"], workdir, epochs=args.ifeval_epochs,
                                               batch_size=8, lr=1e-4, max_length=args.max_length, seed=args.seed)
         tests["ifeval_lite"] = ifeval["test"]
@@ -329,8 +357,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         return report
     rows = read_prompts(ifeval["candidates"], args.prompts)
     t0 = time.perf_counter()
-    texts = sample_candidates(args.policy, rows, n=max(ns), max_new_tokens=args.max_new_tokens, seed=args.seed)
-    log(f"sampled {max(ns)} responses for {len(rows)} prompts in {time.perf_counter() - t0:.0f} s")
+    if args.samples is not None:
+        texts = stored_samples(args.samples, rows, max(ns))
+        report["config"]["samples_sha256"] = file_fingerprint(args.samples)
+    else:
+        texts = sample_candidates(args.policy, rows, n=max(ns), max_new_tokens=args.max_new_tokens, seed=args.seed)
+    log(f"{max(ns)} responses for {len(rows)} prompts in {time.perf_counter() - t0:.0f} s")
     report["config"]["prompts"] = len(rows)
     report["over_optimisation"] = over_optimisation(models["ifeval_lite"]["folder"], rows, texts, ks, ns)
     plot_path = args.plot or (args.out.with_suffix(".png") if args.out else workdir / "uncertainty.png")
@@ -357,6 +389,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--cost-pairs", type=int, default=400, help="test pairs (2 sequences each) timed for the cost")
     p.add_argument("--cost-repeats", type=int, default=3, help="timed scoring passes each, with and without U")
+    p.add_argument("--ifeval-model", type=Path, default=None,
+                   help="an ifeval-lite RM already trained (e.g. benchmarks/testbed.py's WORKDIR/new/rm): copied and "
+                   "U fitted on it instead of training one")
+    p.add_argument("--samples", type=Path, default=None,
+                   help="Best-of-N samples already drawn (jsonl of prompt_id + samples, e.g. testbed.py's "
+                   "bon_samples.jsonl) instead of sampling")
     p.add_argument("--policy", default="smollm2-135m", help="causal LM for Best-of-N")
     p.add_argument("--prompts", type=int, default=20, help="held-out ifeval-lite prompts for Best-of-N")
     p.add_argument("--ns", default="1,2,4,8,16,32", help="Best-of-N sizes")
