@@ -59,7 +59,8 @@ def run_quickstart(*, out: str = "runs/quickstart", epochs: float | None = None,
     train, test, candidates = (load_embedded(s) for s in ("train", "test", "candidates"))
     result = train_and_audit(train, test, out_dir, model=model, epochs=EPOCHS if epochs is None else epochs,
                              max_steps=max_steps, seed=seed, response_only=response_only, say=_say)
-    _say("[4/4] reranking held-out candidates with the reward model")
+    steps = 4 if response_only else 3
+    _say(f"[{steps}/{steps}] reranking held-out candidates with the reward model")
     rerank = _rerank(RewardModelScorer(str(out_dir / "rm")), candidates, out_dir / "rerank.jsonl", seed)
     scored = {k: str(out_dir / v) for k, v in SCORED_FILES.items() if response_only or k != "response_only"}
     summary = {"reward_model": str(out_dir / "rm"), **result, "rerank": rerank,
