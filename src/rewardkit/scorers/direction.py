@@ -19,7 +19,9 @@ import numpy as np
 
 from rewardkit.data.formats import Message
 from rewardkit.errors import OptionError
+from rewardkit.models.ensemble import EnsembleNet
 from rewardkit.models.reward_model import RewardModel, load_reward_model
+from rewardkit.models.uncertainty import attach_uncertainty
 from rewardkit.scoring import DEFAULT_MAX_TOKENS, ScoreOutput, ScorerOptions, score_encoded_output
 
 _ITEM = re.compile(r"^\s*([^=,\s]+)\s*=\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -75,7 +77,7 @@ class DirectionScorer:
             if not sep:
                 raise OptionError("a direction scorer needs a direction: direction:RM#name=w,... or direction=...")
         weights = parse_direction(direction) if isinstance(direction, str) else dict(direction)
-        self.rm = load_reward_model(path, max_length=max_length, device=device, dtype=dtype)
+        self.rm = attach_uncertainty(load_reward_model(path, max_length=max_length, device=device, dtype=dtype))
         self.objectives = objective_names(self.rm)
         self.vector = unit_vector(weights, self.objectives)
         self.max_tokens = max_tokens
@@ -89,24 +91,39 @@ class DirectionScorer:
         return cls(path, direction=opts.direction if "#" not in path else None, max_length=opts.max_length,
                    max_tokens=opts.batch_tokens or DEFAULT_MAX_TOKENS, device=opts.device, dtype=opts.dtype)
 
-    def objective_scores(
+    def _output(
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
-        conversational: Sequence[bool] | bool = True,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores (N, k) float32, truncated (N,) bool)`` over every objective."""
+        conversational: Sequence[bool] | bool,
+    ) -> ScoreOutput:
+        """The model's own output for the items: its reward, objectives (if any), truncation, uncertainty."""
         if len(prompts) != len(responses):
             raise OptionError(f"{len(prompts)} prompts but {len(responses)} responses")
         flags = [conversational] * len(prompts) if isinstance(conversational, bool) else list(conversational)
         encoded = [self.rm.encoder.encode(p, r, c) for p, r, c in zip(prompts, responses, flags, strict=True)]
         self.tokens_read += sum(len(e.input_ids) for e in encoded)
-        truncated = np.array([e.truncated for e in encoded], dtype=bool)
-        return objective_scores(self.rm, encoded, max_tokens=self.max_tokens), truncated
+        return score_encoded_output(self.rm, encoded, max_tokens=self.max_tokens)
+
+    def objective_scores(
+        self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
+        conversational: Sequence[bool] | bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores (N, k) float32, truncated (N,) bool)`` over every objective."""
+        out = self._output(prompts, responses, conversational)
+        return (out.objectives if out.objectives is not None else out.rewards[:, None]), out.truncated
+
+    @property
+    def yields_uncertainty(self) -> bool:
+        """As the model's own scorer: a fitted last-layer U (it describes the features every objective is
+        read from, so it applies to any direction over them), a gaussian head or an ensemble."""
+        net = self.rm.net
+        return net.uncertainty is not None or isinstance(net, EnsembleNet) or self.rm.head.cfg.kind == "gaussian"
 
     def score(
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
         conversational: Sequence[bool] | bool = True,
     ) -> ScoreOutput:
         """Rewards (N,) float32 = the objective scores (N, k) times the unit direction (k,)."""
-        scores, truncated = self.objective_scores(prompts, responses, conversational)
-        return ScoreOutput((scores.astype(np.float64) @ self.vector).astype(np.float32), truncated,
-                           scores, tuple(self.objectives))
+        out = self._output(prompts, responses, conversational)
+        scores = out.objectives if out.objectives is not None else out.rewards[:, None]
+        return ScoreOutput((scores.astype(np.float64) @ self.vector).astype(np.float32), out.truncated,
+                           scores, tuple(self.objectives), out.uncertainty)

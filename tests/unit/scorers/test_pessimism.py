@@ -91,3 +91,18 @@ def test_refusals_are_one_line_and_exit_2(files: dict[str, Path], capsys: pytest
                  "--device", "cpu", "--pessimism", k])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_direction_over_a_fitted_model_carries_its_uncertainty(files: dict[str, Path]) -> None:
+    """The last-layer U describes the features every output is read from: ``direction:`` reports the same
+    U as the model's own scorer, and ``--pessimism`` subtracts it from the direction's reward."""
+    plain = _score(files, str(files["fitted"]))
+    spec = f"direction:{files['fitted']}#reward=1"
+    direction = _score(files, spec)
+    pess = _score(files, spec, "--pessimism", "0.5")
+    for a, d, p in zip(plain, direction, pess, strict=True):
+        for side in ("chosen", "rejected"):
+            assert d[f"{side}_uncertainty"] == pytest.approx(a[f"{side}_uncertainty"], rel=1e-6)
+            assert d[f"{side}_score"] == pytest.approx(a[f"{side}_score"], abs=1e-6)  # one output: v = (1,)
+            assert p[f"{side}_score"] == pytest.approx(d[f"{side}_score"] - 0.5 * d[f"{side}_uncertainty"], abs=1e-6)
+    assert build_scorer(spec, ScorerOptions(device="cpu")).yields_uncertainty is True
