@@ -73,16 +73,14 @@ def materialize(args: argparse.Namespace, workdir: Path) -> dict[str, Path]:
 
 def model_free(folder: Path, seed: int) -> dict[str, Any]:
     """The model-free audit of a set's test pairs, each rule with its bootstrap interval."""
+    from rewardkit.eval import shortcuts
     from rewardkit.eval.stats import bootstrap_mean
     from rewardkit.synth import TASKS, audit
     from rewardkit.synth.core import read_jsonl
 
     train, test = read_jsonl(folder / "train.jsonl"), read_jsonl(folder / "test.jsonl")
     features = TASKS.get("ifeval-lite").surface_features
-    rules = audit.shortcut_baselines(test, seed=seed)
-    out: dict[str, Any] = {name: bootstrap_mean(c, seed=seed).to_dict() for name, c in rules.items()}
-    edited = rules["edited_wins"]
-    out["edited_wins_decided"] = bootstrap_mean(edited[edited != 0.5], seed=seed).to_dict()
+    out = shortcuts.model_free(test, seed=seed)
     out["surface_probe"] = bootstrap_mean(audit.surface_probe(train, test, features), seed=seed).to_dict()
     out["audit"] = audit.audit_pairs(train, test, features, seed=seed)
     return out

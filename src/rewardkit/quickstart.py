@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardkit.eval import shortcuts
 from rewardkit.eval.pairwise import evaluate_pairs
 from rewardkit.eval.stats import bootstrap_mean, pairwise_correct
 from rewardkit.models.reward_model import write_json_atomic
@@ -123,11 +124,7 @@ def shortcut_summary(rows: Sequence[dict[str, Any]], scored: dict[str, Sequence[
     (:func:`rewardkit.synth.audit.shortcut_baselines`; ties count half), and the accuracy of each scored
     file in ``scored`` (a tie counts as wrong), by name: ``rm``, ``prompt_swap``, ``response_only``. Also
     the ceiling of any prompt-blind scorer and the reward model's accuracy per pair type."""
-    rules = audit.shortcut_baselines(rows, seed=seed)
-    out: dict[str, Any] = {name: bootstrap_mean(c, seed=seed).to_dict() for name, c in rules.items()}
-    if "edited_wins" in rules:
-        decided = rules["edited_wins"][rules["edited_wins"] != 0.5]
-        out["edited_wins_decided"] = bootstrap_mean(decided, seed=seed).to_dict()
+    out = shortcuts.model_free(rows, seed=seed)
     for name, srows in scored.items():
         correct = _correct(srows)
         key = "rm" if name == "rm" else f"{name}_rm"
@@ -135,7 +132,6 @@ def shortcut_summary(rows: Sequence[dict[str, Any]], scored: dict[str, Sequence[
         if name == "rm" and all("pair_type" in r for r in srows):
             out["rm_by_pair_type"] = {t: bootstrap_mean(correct[[r["pair_type"] == t for r in srows]], seed=seed)
                                       .to_dict() for t in sorted({r["pair_type"] for r in srows})}
-    out["prompt_blind_ceiling"] = audit.prompt_blind_ceiling(rows)
     return out
 
 

@@ -130,6 +130,13 @@ def pessimistic(out: ScoreOutput, k: float, name: str = "the scorer") -> ScoreOu
     return dataclasses.replace(out, rewards=rewards)
 
 
+def model_yields_uncertainty(rm: RewardModel) -> bool:
+    """Whether every output of ``rm`` carries ``uncertainty``: a fitted last-layer U, a gaussian head, or an
+    ensemble (its members' disagreement), whatever its members' heads."""
+    net = rm.net
+    return net.uncertainty is not None or isinstance(net, EnsembleNet) or rm.head.cfg.kind == "gaussian"
+
+
 class PessimisticScorer:
     """Any scorer with uncertainty, made pessimistic: every reward is ``r − k·U`` (AdvPO's lower confidence
     bound; ``k`` = ``ScorerOptions.pessimism``). Built only by :func:`build_scorer`. Every other attribute
@@ -250,8 +257,7 @@ class RewardModelScorer:
     def yields_uncertainty(self) -> bool:
         """True when every output carries ``uncertainty``: a fitted last-layer U, a gaussian head, or an
         ensemble (its members' disagreement), whatever its members' heads."""
-        net = self.rm.net
-        return net.uncertainty is not None or isinstance(net, EnsembleNet) or self.rm.head.cfg.kind == "gaussian"
+        return model_yields_uncertainty(self.rm)
 
     @classmethod
     def from_spec(cls, path: str, opts: ScorerOptions) -> RewardModelScorer:

@@ -19,10 +19,15 @@ import numpy as np
 
 from rewardkit.data.formats import Message
 from rewardkit.errors import OptionError
-from rewardkit.models.ensemble import EnsembleNet
 from rewardkit.models.reward_model import RewardModel, load_reward_model
 from rewardkit.models.uncertainty import attach_uncertainty
-from rewardkit.scoring import DEFAULT_MAX_TOKENS, ScoreOutput, ScorerOptions, score_encoded_output
+from rewardkit.scoring import (
+    DEFAULT_MAX_TOKENS,
+    ScoreOutput,
+    ScorerOptions,
+    model_yields_uncertainty,
+    score_encoded_output,
+)
 
 _ITEM = re.compile(r"^\s*([^=,\s]+)\s*=\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
@@ -115,8 +120,7 @@ class DirectionScorer:
     def yields_uncertainty(self) -> bool:
         """As the model's own scorer: a fitted last-layer U (it describes the features every objective is
         read from, so it applies to any direction over them), a gaussian head or an ensemble."""
-        net = self.rm.net
-        return net.uncertainty is not None or isinstance(net, EnsembleNet) or self.rm.head.cfg.kind == "gaussian"
+        return model_yields_uncertainty(self.rm)
 
     def score(
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
