@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rewardkit.errors import OptionError
 from rewardkit.models.backbones import ALIASES
 from rewardkit.registry import Registry
 from rewardkit.synth import audit
@@ -266,13 +267,18 @@ def write_samples(path: Path, prompts: Sequence[SynthPrompt], samples: Sequence[
 
 
 def read_samples(path: Path, prompts: Sequence[SynthPrompt], settings: SamplingSettings) -> list[list[str]]:
-    """The samples of ``prompts`` from a ``samples.jsonl``; raises if its prompts or settings differ."""
-    rows = {r["prompt_id"]: r for r in read_jsonl(path)}
+    """The samples of ``prompts`` from a ``samples.jsonl``; an :class:`~rewardkit.errors.OptionError` (exit 2
+    on the command line) if the file is not such a file or its prompts or settings differ."""
+    try:
+        rows = {r["prompt_id"]: r for r in read_jsonl(path)}
+    except (ValueError, KeyError, TypeError) as e:
+        raise OptionError(f"--samples-file {path}: not a samples.jsonl written by rewardkit data synth ({e})") from e
     out = []
     for p in prompts:
         row = rows.get(p.prompt_id)
-        if row is None or row["prompt"] != p.text or row["sampling"] != asdict(settings):
-            raise ValueError(f"{path}: no samples of prompt {p.prompt_id} with these sampling settings")
+        if row is None or row.get("prompt") != p.text or row.get("sampling") != asdict(settings):
+            raise OptionError(f"--samples-file {path}: no samples of prompt {p.prompt_id} with these sampling "
+                              "settings (the same --n, --seed, --samples-per-prompt and --max-new-tokens are needed)")
         out.append(list(row["samples"]))
     return out
 

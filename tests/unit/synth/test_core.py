@@ -221,3 +221,20 @@ def test_shipped_task_has_no_surface_shortcut(task: str) -> None:
         assert 0.4 <= out[rule] <= 0.6, rule
     assert out["worst_surface_rule"]["accuracy"] <= 0.6
     assert out["prompt_blind_ceiling"] <= 0.6
+
+
+def test_synth_cli_refuses_a_samples_file_that_does_not_match(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A samples.jsonl of other prompts, or a file that is not one: one line naming the file, exit 2, nothing
+    written to --out (the check comes before any file is written)."""
+    from rewardkit.cli import main
+
+    other = tmp_path / "other.jsonl"
+    write_samples(other, [SynthPrompt("p0", "Hi.", ())], [["a"]], SamplingSettings(6, 64, 1.0, 1.0, 50, 4))
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("{not json\n")
+    for path, expected in ((other, "no samples of prompt"), (garbage, "not a samples.jsonl")):
+        out = tmp_path / f"out-{path.stem}"
+        assert main(["data", "synth", "--n", "4", "--out", str(out), "--samples-file", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"--samples-file {path}" in err and expected in err and len(err.strip().splitlines()) == 1
+        assert not any(out.glob("*.jsonl"))
