@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rewardkit.losses.base import LOSSES, LossOutput, LossSpec, PairRewards, PreferenceLogps, register_loss
+from rewardkit.losses.base import LOSSES, LossOutput, LossSpec, PairRewards, PreferenceLogps, ResponseLogps, register_loss
 
-__all__ = ["LOSSES", "AttributeTargets", "LossOutput", "LossSpec", "PairRewards", "PreferenceLogps", "register_loss"]
+__all__ = ["LOSSES", "AttributeTargets", "LossOutput", "LossSpec", "PairRewards", "PreferenceLogps", "ResponseLogps", "register_loss"]
 
 # Importing the modules registers their losses.
 from rewardkit.losses import preference as _preference  # noqa: F401

@@ -54,6 +54,15 @@ class PreferenceLogps:
 
 
 @dataclass(frozen=True)
+class ResponseLogps:
+    """Sequence log-probabilities of B single responses under the policy (supervised fine-tuning):
+    ``policy`` (B,) float, the sum over each response's tokens; ``tokens`` (B,) their number."""
+
+    policy: torch.Tensor
+    tokens: torch.Tensor
+
+
+@dataclass(frozen=True)
 class LossSpec:
     """A registered loss: the function, its config dataclass and the input type it takes."""
 
