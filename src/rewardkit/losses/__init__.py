@@ -7,6 +7,7 @@ from rewardkit.losses.base import LOSSES, LossOutput, LossSpec, PairRewards, Pre
 __all__ = ["LOSSES", "AttributeTargets", "LossOutput", "LossSpec", "PairRewards", "PreferenceLogps", "ResponseLogps", "register_loss"]
 
 # Importing the modules registers their losses.
+from rewardkit.losses import policy as _policy  # noqa: F401
 from rewardkit.losses import preference as _preference  # noqa: F401
 from rewardkit.losses import regression as _regression  # noqa: F401
 from rewardkit.losses.regression import AttributeTargets
