@@ -1,15 +1,31 @@
-"""Policy (DPO-family) losses: values worked out by hand, configs, the missing reference, gradients.
+"""Policy (DPO-family) losses: values worked out by hand, configs, the missing reference, gradients, and
+equality with TRL 1.16's own code.
 
 The hand-computed numbers use one batch of three pairs (``PAIRS`` below), chosen so that each loss's
 pieces are whole numbers: with β 0.5 the log-ratio gaps β·h are 1.5, 0 and −1.
+
+TRL 1.16 has no separable DPO loss function: ``DPOTrainer._compute_loss`` runs the model, sums its per-token
+log-probs and then branches on ``loss_type``. The equality tests call that very method unbound, with a
+stand-in ``self`` holding only the attributes it reads and a stand-in model that returns given per-token
+log-probs (``trl_dpo`` below), so TRL's own arithmetic computes the expected loss and metrics from the
+same numbers ours get as sums and token counts. TRL 1.16's ``sigmoid`` ignores ``label_smoothing``;
+conservative DPO (our ``dpo`` with ``label_smoothing``) is checked against TRL's ``aot`` branch, whose
+formula is cDPO's applied to sorted log-ratios, on a batch that is already sorted (so the sort is the
+identity, asserted). SimPO is checked against ``trl.experimental.cpo.CPOTrainer.cpo_loss`` (a method
+that takes the two average log-probs) fed by TRL's ``CPOTrainer.get_batch_logps``. TRL's ``sft`` term is
+a mean over all chosen tokens of the batch, equal to ours only when lengths are equal (both asserted).
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from types import SimpleNamespace
 
 import pytest
 import torch
+from trl import DPOTrainer
+from trl.experimental.cpo import CPOTrainer
 
 from rewardkit.losses import LOSSES, LossOutput, PreferenceLogps, ResponseLogps
 from rewardkit.losses.policy import (
@@ -243,3 +259,149 @@ def test_stable_at_extreme_log_ratios_in_float32() -> None:
         assert torch.isfinite(out.per_example).all(), name
     # dpo at βh = 1000: loss ~ 0; at βh = -1000: loss = 1000
     assert LOSSES.get("dpo")(inputs).per_example.tolist() == pytest.approx([0.0, 1000.0], abs=1e-3)
+
+
+# ---------------------------------------------------------------- equality with TRL 1.16
+
+
+class _TokenLogpsModel:
+    """Stands in for the model in ``DPOTrainer._compute_loss``: returns fixed per-token log-probs (2B, T)."""
+
+    training = True
+
+    def __init__(self, per_token: torch.Tensor) -> None:
+        self.per_token = per_token
+
+    def __call__(self, **kwargs: object) -> SimpleNamespace:
+        zeros = torch.zeros_like(self.per_token)
+        return SimpleNamespace(log_probs=self.per_token, entropy=zeros, mean_logits=zeros,
+                               is_top1=zeros.bool())
+
+
+def trl_dpo(loss_type: str, batch: dict[str, torch.Tensor], *, beta: float,
+            label_smoothing: float = 0.0) -> tuple[float, dict[str, float]]:
+    """TRL 1.16's DPO loss and logged metrics on per-token log-probs (B, T) with 0/1 masks (B, T)."""
+    per_token = torch.cat([batch["chosen"] * batch["chosen_mask"], batch["rejected"] * batch["rejected_mask"]])
+    mask = torch.cat([batch["chosen_mask"], batch["rejected_mask"]]).long()
+    completion_mask = torch.cat([torch.zeros(mask.shape[0], 1, dtype=torch.long), mask], dim=1)  # a prompt token
+    inputs = {"input_ids": torch.zeros_like(completion_mask), "attention_mask": torch.ones_like(completion_mask),
+              "completion_mask": completion_mask, "ref_chosen_logps": batch["ref_chosen"],
+              "ref_rejected_logps": batch["ref_rejected"]}
+    model = _TokenLogpsModel(per_token)
+    same = lambda x: x  # noqa: E731 -- one process: gather is the identity
+    trainer = SimpleNamespace(
+        model=model, accelerator=SimpleNamespace(device=torch.device("cpu"), gather=same, gather_for_metrics=same),
+        aux_loss_enabled=False, ld_alpha=None, precompute_ref_logps=True, f_divergence_type="reverse_kl",
+        loss_types=[loss_type], loss_weights=[1.0], beta=beta, label_smoothing=label_smoothing, use_weighting=False,
+        _metrics=defaultdict(lambda: defaultdict(list)), _total_train_tokens=0, _tp_size=1)
+    loss = DPOTrainer._compute_loss(trainer, model, inputs, False)
+    return loss.item(), {k: v[0] for k, v in trainer._metrics["train"].items()}
+
+
+def token_batch(seed: int, b: int = 6, t_max: int = 7) -> dict[str, torch.Tensor]:
+    """Random per-token log-probs (B, T) float64, masks of random lengths 1..T, reference sums (B,)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = [torch.randint(1, t_max + 1, (b,), generator=g) for _ in range(2)]
+    masks = [(torch.arange(t_max)[None, :] < n[:, None]).double() for n in lengths]
+    return {"chosen": -3 * torch.rand(b, t_max, generator=g, dtype=torch.float64),
+            "rejected": -3 * torch.rand(b, t_max, generator=g, dtype=torch.float64),
+            "chosen_mask": masks[0], "rejected_mask": masks[1],
+            "ref_chosen": -10 * torch.rand(b, generator=g, dtype=torch.float64),
+            "ref_rejected": -10 * torch.rand(b, generator=g, dtype=torch.float64)}
+
+
+def as_logps(batch: dict[str, torch.Tensor]) -> PreferenceLogps:
+    """Our input: the masked sums and the token counts of the same per-token log-probs."""
+    return PreferenceLogps(
+        policy_chosen=(batch["chosen"] * batch["chosen_mask"]).sum(1),
+        policy_rejected=(batch["rejected"] * batch["rejected_mask"]).sum(1),
+        chosen_tokens=batch["chosen_mask"].sum(1), rejected_tokens=batch["rejected_mask"].sum(1),
+        ref_chosen=batch["ref_chosen"], ref_rejected=batch["ref_rejected"])
+
+
+def pick(batch: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+    return {k: v[i:i + 1] for k, v in batch.items()}
+
+
+TRL_NAMES = {"rewards_chosen": "rewards/chosen", "rewards_rejected": "rewards/rejected", "margin": "rewards/margins",
+             "accuracy": "rewards/accuracies", "logps_chosen": "logps/chosen", "logps_rejected": "logps/rejected"}
+
+
+@pytest.mark.parametrize(("name", "cfg", "trl_type", "eps"), [
+    ("dpo", DPOConfig(beta=0.1), "sigmoid", 0.0),
+    ("dpo", DPOConfig(beta=0.7), "sigmoid", 0.0),
+    ("robust", RobustConfig(beta=0.1, label_smoothing=0.1), "robust", 0.1),
+    ("robust", RobustConfig(beta=0.5, label_smoothing=0.3), "robust", 0.3),
+    ("ipo", IPOConfig(beta=0.1), "ipo", 0.0),
+    ("ipo", IPOConfig(beta=0.4), "ipo", 0.0),
+    ("hinge", HingeConfig(beta=0.1), "hinge", 0.0),
+    ("hinge", HingeConfig(beta=0.6), "hinge", 0.0),
+    ("apo_zero", APOZeroConfig(beta=0.1), "apo_zero", 0.0),
+    ("apo_zero", APOZeroConfig(beta=0.8), "apo_zero", 0.0),
+])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_equals_trl_dpo_trainer(name: str, cfg, trl_type: str, eps: float, seed: int) -> None:
+    batch = token_batch(seed)
+    ours = LOSSES.get(name)(as_logps(batch), cfg)
+    loss, metrics = trl_dpo(trl_type, batch, beta=cfg.beta, label_smoothing=eps)
+    assert ours.loss.item() == pytest.approx(loss, abs=1e-6)
+    assert abs(ours.loss.item()) > 1e-3  # not a trivially zero comparison (robust can be negative)
+    for i in range(len(ours.per_example)):  # per pair: TRL on a batch of one
+        assert ours.per_example[i].item() == pytest.approx(trl_dpo(trl_type, pick(batch, i), beta=cfg.beta,
+                                                                   label_smoothing=eps)[0], abs=1e-6)
+    for ours_name, trl_name in TRL_NAMES.items():
+        assert ours.metrics[ours_name].mean().item() == pytest.approx(metrics[trl_name], abs=1e-6), ours_name
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.25])
+def test_conservative_dpo_equals_trl_aot_on_a_sorted_batch(eps: float) -> None:
+    batch = token_batch(3)
+    logps = as_logps(batch)
+    # order the pairs by the policy's log-ratio, and give the reference increasing log-ratios too
+    order = torch.argsort(logps.policy_chosen - logps.policy_rejected)
+    batch = {k: v[order] for k, v in batch.items()}
+    batch["ref_rejected"] = batch["ref_chosen"] - torch.linspace(-3.0, 2.0, len(order), dtype=torch.float64)
+    logps = as_logps(batch)
+    for diffs in (logps.policy_chosen - logps.policy_rejected, logps.ref_chosen - logps.ref_rejected):
+        assert torch.equal(torch.sort(diffs).values, diffs)  # TRL's aot sort is the identity here
+    ours = dpo(logps, DPOConfig(beta=0.3, label_smoothing=eps))
+    assert ours.loss.item() == pytest.approx(trl_dpo("aot", batch, beta=0.3, label_smoothing=eps)[0], abs=1e-6)
+    # and cDPO differs from plain DPO, so the comparison tests the smoothing
+    assert abs(ours.loss.item() - trl_dpo("sigmoid", batch, beta=0.3)[0]) > 1e-2
+
+
+def test_sft_equals_trl_on_equal_lengths_and_trl_weights_tokens_otherwise() -> None:
+    batch = token_batch(4)
+    full = {**batch, "chosen_mask": torch.ones_like(batch["chosen_mask"])}
+    logps = as_logps(full)
+    ours = sft(ResponseLogps(logps.policy_chosen, logps.chosen_tokens), SFTConfig())
+    assert ours.loss.item() == pytest.approx(trl_dpo("sft", full, beta=0.1)[0], abs=1e-6)
+    # unequal lengths: TRL averages over all chosen tokens of the batch, we average per response
+    logps = as_logps(batch)
+    assert len(set(logps.chosen_tokens.tolist())) > 1
+    trl_loss = trl_dpo("sft", batch, beta=0.1)[0]
+    assert trl_loss == pytest.approx((-logps.policy_chosen.sum() / logps.chosen_tokens.sum()).item(), abs=1e-6)
+    ours = sft(ResponseLogps(logps.policy_chosen, logps.chosen_tokens), SFTConfig())
+    assert abs(ours.loss.item() - trl_loss) > 1e-3
+
+
+@pytest.mark.parametrize(("beta", "gamma", "eps"), [(2.0, 1.0, 0.0), (2.5, 1.375, 0.0), (0.1, 0.5, 0.0),
+                                                    (2.0, 0.5, 0.1)])
+def test_simpo_equals_trl_cpo_simpo(beta: float, gamma: float, eps: float) -> None:
+    g = torch.Generator().manual_seed(5)
+    b, t_len, vocab = 5, 8, 11
+    logits = torch.randn(2 * b, t_len, vocab, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, vocab, (2 * b, t_len), generator=g)
+    lengths = torch.randint(1, t_len, (2 * b,), generator=g)  # completion tokens at the end of each row
+    labels[torch.arange(t_len)[None, :] < (t_len - lengths)[:, None]] = -100
+    sums = CPOTrainer.get_batch_logps(logits, labels, average_log_prob=False)
+    avgs = CPOTrainer.get_batch_logps(logits, labels, average_log_prob=True)
+    tokens = (labels[:, 1:] != -100).sum(1)
+    trainer = SimpleNamespace(alpha=0.0, accelerator=SimpleNamespace(device=torch.device("cpu")), loss_type="simpo",
+                              simpo_gamma=gamma, beta=beta, label_smoothing=eps)
+    losses, chosen_rewards, rejected_rewards = CPOTrainer.cpo_loss(trainer, avgs[:b], avgs[b:])
+    ours = simpo(PreferenceLogps(sums[:b], sums[b:], tokens[:b], tokens[b:]),
+                 SimPOConfig(beta=beta, gamma=gamma, label_smoothing=eps))
+    assert ours.per_example.tolist() == pytest.approx(losses.tolist(), abs=1e-6)
+    assert ours.metrics["rewards_chosen"].tolist() == pytest.approx(chosen_rewards.tolist(), abs=1e-6)
+    assert ours.metrics["rewards_rejected"].tolist() == pytest.approx(rejected_rewards.tolist(), abs=1e-6)
