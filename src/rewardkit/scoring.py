@@ -189,8 +189,8 @@ def score_sequences(
 ) -> ScoreOutput:
     """Score tokenized sequences, longest first, in batches of at most ``max_tokens`` padded tokens.
 
-    Returns, in input order, rewards (N,) float32 and, when the head has them, objectives (N, K) and
-    uncertainty (N,); ``truncated`` is all False (the caller knows what its encoder cut).
+    Returns, in input order, rewards (N,) float32 and, when the head has them, objectives (N, K),
+    uncertainty (N,) and gating weights (N, K); ``truncated`` is all False (the caller knows what its encoder cut).
     ``token_type_ids`` may hold empty lists (decoders); ``response_starts`` are needed by gated heads.
     """
     device = next(net.parameters()).device
@@ -198,6 +198,7 @@ def score_sequences(
     rewards = np.zeros(n, dtype=np.float32)
     objectives: np.ndarray | None = None
     uncertainty: np.ndarray | None = None
+    weights: np.ndarray | None = None
     for idx in token_budget_batches([len(s) for s in input_ids], max_tokens, max_batch):
         types = [token_type_ids[i] for i in idx] if token_type_ids is not None else None
         batch = {k: v.to(device) for k, v in pad_sequences([input_ids[i] for i in idx], types, pad_id).items()}
@@ -212,10 +213,14 @@ def score_sequences(
             if uncertainty is None:
                 uncertainty = np.zeros(n, dtype=np.float32)
             uncertainty[idx] = out.uncertainty.float().cpu().numpy()
+        if out.weights is not None:
+            if weights is None:
+                weights = np.zeros((n, out.weights.shape[1]), dtype=np.float32)
+            weights[idx] = out.weights.float().cpu().numpy()
         if progress is not None:
             progress(len(idx))
     names = tuple(net.head.cfg.objectives) if objectives is not None else ()
-    return ScoreOutput(rewards, np.zeros(n, dtype=bool), objectives, names, uncertainty)
+    return ScoreOutput(rewards, np.zeros(n, dtype=bool), objectives, names, uncertainty, weights)
 
 
 def score_token_ids(net: Any, pad_id: int, input_ids: Sequence[Sequence[int]],

@@ -16,6 +16,8 @@ class ScoreOutput:
     ``truncated``: (N,) bool, whether the truncation policy cut the input.
     ``objectives``: optional (N, K) float32, one column per objective, named by ``objective_names``.
     ``uncertainty``: optional (N,) float32, how unsure the scorer is of each reward (larger = less sure).
+    ``weights``: optional (N, K) float32, a gated multi-objective head's weights over the objectives (the
+    gating network's output for each item's prompt; columns ``objective_names``).
     """
 
     rewards: np.ndarray
@@ -23,6 +25,7 @@ class ScoreOutput:
     objectives: np.ndarray | None = None
     objective_names: tuple[str, ...] = ()
     uncertainty: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.rewards)
@@ -35,6 +38,8 @@ class ScoreOutput:
                 raise ValueError(f"{self.objectives.shape[1]} objectives but names {list(self.objective_names)}")
         if self.uncertainty is not None and self.uncertainty.shape != (n,):
             raise ValueError(f"uncertainty must be (N={n},), got {self.uncertainty.shape}")
+        if self.weights is not None and (self.objectives is None or self.weights.shape != self.objectives.shape):
+            raise ValueError(f"weights must be (N, K) like the objectives, got {self.weights.shape}")
 
     def objectives_of(self, i: int) -> dict[str, float] | None:
         """Item ``i``'s objective values by name, or None when the scorer has no objectives."""
@@ -42,9 +47,16 @@ class ScoreOutput:
             return None
         return {name: float(v) for name, v in zip(self.objective_names, self.objectives[i], strict=True)}
 
+    def weights_of(self, i: int) -> dict[str, float] | None:
+        """Item ``i``'s gating weights by objective name, or None when the scorer has no gate."""
+        if self.weights is None:
+            return None
+        return {name: float(v) for name, v in zip(self.objective_names, self.weights[i], strict=True)}
+
     def select(self, index: Sequence[int] | np.ndarray) -> ScoreOutput:
         """The items at ``index``, in that order."""
         idx = np.asarray(index, dtype=np.int64)
         return ScoreOutput(self.rewards[idx], self.truncated[idx],
                            None if self.objectives is None else self.objectives[idx], self.objective_names,
-                           None if self.uncertainty is None else self.uncertainty[idx])
+                           None if self.uncertainty is None else self.uncertainty[idx],
+                           None if self.weights is None else self.weights[idx])

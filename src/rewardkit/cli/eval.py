@@ -134,6 +134,11 @@ def _print_uncertainty_and_objectives(console: Any, m: Any) -> None:
         shown = ", ".join(f"{name} {_num(v['value'])} [{_num(v['ci95_low'])}, {_num(v['ci95_high'])}]"
                           for name, v in m.objectives.items())
         console.print(f"{m.spec}: each objective alone as the score: {shown}")
+    if m.gating:
+        g = m.gating
+        spread = ", ".join(f"{name} {v['mean']:.2f} ± {v['std']:.2f}" for name, v in g["objectives"].items())
+        console.print(f"{m.spec}: gating weights (mean ± std over responses): {spread}; top weight {g['top_weight_mean']:.2f} "
+                      f"on average, entropy {g['entropy_mean']:.2f} vs {g['entropy_uniform']:.2f} uniform")
 
 
 def _print_shortcuts(console: Any, sc: dict[str, Any]) -> None:

@@ -144,3 +144,21 @@ def score_distribution(items: Sequence[Item], scores: Sequence[np.ndarray], *, b
     return ScoreDistribution(_summary(g), _summary(b), tuple(float(e) for e in edges),
                              tuple(int(c) for c in np.histogram(g, edges)[0]),
                              tuple(int(c) for c in np.histogram(b, edges)[0]))
+
+
+def gating_spread(weights: Sequence[np.ndarray], names: Sequence[str]) -> dict[str, Any]:
+    """How a gated multi-objective head (ArmoRM, URM) spreads its weight over the objectives, over every
+    scored response: per objective the mean and std of its weight; the mean of the largest weight; and the
+    mean entropy of the weights (nats) beside the uniform one, ``log K`` (a gate near one objective has
+    entropy near 0; one that ignores the prompt has std near 0).
+
+    Args:
+        weights: per item, (n_k, K) weights (rows sum to the head's logit scale, 1 for ArmoRM's softmax).
+        names: the K objective names.
+    """
+    w = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1, len(names)) for x in weights])  # (N, K)
+    p = w / np.clip(w.sum(-1, keepdims=True), 1e-12, None)  # (N, K), rows sum to 1
+    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(-1)  # (N,)
+    return {"objectives": {n: {"mean": float(w[:, j].mean()), "std": float(w[:, j].std())} for j, n in enumerate(names)},
+            "top_weight_mean": float(p.max(-1).mean()), "entropy_mean": float(entropy.mean()),
+            "entropy_uniform": float(np.log(len(names))), "responses": int(w.shape[0])}

@@ -257,6 +257,14 @@ def uncertainty_section(result: EvalResult) -> str:
                         for name, v in (m.objectives or {}).items())
         parts.append(f"<p>{html.escape(_short(m.spec))}: the benchmark's overall with each objective alone as the "
                      f"score</p><table><tr><th>objective</th><th>overall</th></tr>{cells}</table>")
+        if m.gating:
+            g = m.gating
+            rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{_fmt(v['mean'])} ± {_fmt(v['std'])}</td></tr>"
+                           for name, v in g["objectives"].items())
+            parts.append(f"<p>Gating weights (mean ± std over the scored responses): the top weight holds "
+                         f"{_fmt(g['top_weight_mean'])} on average; entropy {_fmt(g['entropy_mean'])} nats vs "
+                         f"{_fmt(g['entropy_uniform'])} for uniform weights.</p><table><tr><th>objective</th>"
+                         f"<th>weight</th></tr>{rows}</table>")
     return "".join(parts)
 
 

@@ -64,6 +64,7 @@ class ModelResult:
     n_items: int = 0  # items evaluated: the denominator of ``truncated_share``
     abstention: Abstention | None = None  # when the scorer reports uncertainty (:mod:`rewardkit.eval.abstention`)
     objectives: dict[str, dict[str, float]] | None = None  # per-objective overall with 95% interval (multi heads)
+    gating: dict[str, Any] | None = None  # a gated head's weights over the objectives (:func:`~rewardkit.eval.analysis.gating_spread`)
 
     def metric(self, key: str) -> Metric | None:
         return next((m for m in self.metrics if m.key == key), None)
@@ -79,7 +80,8 @@ class ModelResult:
                 "score_distribution": self.distribution.to_dict(), "scoring": self.scoring,
                 "truncated_items": self.truncated_items, "truncated_share": self.truncated_share,
                 **({"abstention": self.abstention.to_dict()} if self.abstention is not None else {}),
-                **({"objectives": self.objectives} if self.objectives is not None else {})}
+                **({"objectives": self.objectives} if self.objectives is not None else {}),
+                **({"gating": self.gating} if self.gating is not None else {})}
 
 
 @dataclass(frozen=True)

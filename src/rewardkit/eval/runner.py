@@ -27,7 +27,7 @@ from rewardkit.data.io import atomic_writer
 from rewardkit.errors import OptionError
 from rewardkit.eval import shortcuts
 from rewardkit.eval.abstention import Abstention, abstention, item_uncertainty
-from rewardkit.eval.analysis import Comparisons, comparisons, length_bias, score_distribution
+from rewardkit.eval.analysis import Comparisons, comparisons, gating_spread, length_bias, score_distribution
 from rewardkit.eval.benchmarks import Benchmark, Item, Outcomes, Stat, get_benchmark
 from rewardkit.eval.benchmarks.base import Coverage, coverage
 from rewardkit.eval.cache import ScoreCache
@@ -148,7 +148,8 @@ def evaluate_model(spec: str, bench: Benchmark, items: Sequence[Item], cfg: Eval
     result = ModelResult(spec, identity, metrics, length_bias(items, scored.scores, comp), calibration(comp.margin),
                          score_distribution(items, scored.scores), scored.to_dict(),
                          int(sum(bool(t.any()) for t in scored.truncated)), len(items),
-                         _abstention(items, scored, outcomes, cfg), per_objective(bench, items, scored, cfg))
+                         _abstention(items, scored, outcomes, cfg), per_objective(bench, items, scored, cfg),
+                         gating_spread(scored.weights, scored.objective_names) if scored.weights else None)
     return result, ScoredModel(spec, scored, outcomes, comp, reps)
 
 

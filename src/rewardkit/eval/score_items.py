@@ -32,7 +32,7 @@ class ItemScores:
     with what the pass did: distinct inputs (responses, or comparisons for a judge), how many came from
     the cache, how many distinct inputs were truncated, and the wall time. ``uncertainty[k]`` (n_k,) float64
     and ``objectives[k]`` (n_k, K) float64 (columns ``objective_names``) when the scorer gave them for every
-    input, else None."""
+    input, else None; ``weights[k]`` (n_k, K) float64 likewise, a gated head's weights over the objectives."""
 
     scores: list[np.ndarray]
     truncated: list[np.ndarray]
@@ -43,6 +43,7 @@ class ItemScores:
     uncertainty: list[np.ndarray] | None = None
     objectives: list[np.ndarray] | None = None
     objective_names: tuple[str, ...] = ()
+    weights: list[np.ndarray] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"distinct_inputs": self.units, "from_cache": self.cached, "scored": self.units - self.cached,
@@ -91,12 +92,14 @@ def score_items(scorer: Any, items: Sequence[Item], *, cache: ScoreCache | None 
                 cache.put_many(rows, new)
     scores, truncated = _assemble(items, index, values, pairwise)
     n_cut = sum(values[k][1] for k in keys)
-    u, objectives, names = (None, None, ()) if pairwise else _assemble_extras(index, extras)
-    return ItemScores(scores, truncated, len(keys), cached, int(n_cut), time.perf_counter() - t0, u, objectives, names)
+    u, objectives, names, weights = (None, None, (), None) if pairwise else _assemble_extras(index, extras)
+    return ItemScores(scores, truncated, len(keys), cached, int(n_cut), time.perf_counter() - t0, u, objectives, names,
+                      weights)
 
 
 def _extras(out: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """Per key, what the output has beside the reward: ``{"u": U}`` and ``{"o": {name: value}}``."""
+    """Per key, what the output has beside the reward: ``{"u": U}``, ``{"o": {name: value}}`` and a gate's
+    ``{"w": {name: weight}}``."""
     extras: dict[str, dict[str, Any]] = {}
     for j, k in enumerate(keys):
         e: dict[str, Any] = {}
@@ -105,24 +108,36 @@ def _extras(out: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
         objectives = out.objectives_of(j)
         if objectives is not None:
             e["o"] = objectives
+        weights = out.weights_of(j)
+        if weights is not None:
+            e["w"] = weights
         if e:
             extras[k] = e
     return extras
 
 
 def _assemble_extras(index: list[Any], extras: dict[str, dict[str, Any]]
-                     ) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None, tuple[str, ...]]:
-    """Per-item uncertainty and objectives, each only when every input has it (same objective names)."""
+                     ) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None, tuple[str, ...],
+                                list[np.ndarray] | None]:
+    """Per-item uncertainty, objectives and gating weights, each only when every input has it (same
+    objective names)."""
     keys = [k for where in index for k in where]
     u = None
     if keys and all("u" in extras.get(k, {}) for k in keys):
         u = [np.array([extras[k]["u"] for k in where], dtype=np.float64) for where in index]
     names = tuple(extras.get(keys[0], {}).get("o", {})) if keys else ()
     if not names or any(tuple(extras.get(k, {}).get("o", {})) != names for k in keys):
-        return u, None, ()
-    objectives = [np.array([[extras[k]["o"][n] for n in names] for k in where], dtype=np.float64).reshape(-1, len(names))
-                  for where in index]
-    return u, objectives, names
+        return u, None, (), None
+    objectives = _columns(index, extras, "o", names)
+    weights = _columns(index, extras, "w", names) if all("w" in extras[k] for k in keys) else None
+    return u, objectives, names, weights
+
+
+def _columns(index: list[Any], extras: dict[str, dict[str, Any]], field: str, names: tuple[str, ...]
+             ) -> list[np.ndarray]:
+    """Per item, the (n_k, K) float64 values of extras ``field`` (a {name: value} dict) in ``names`` order."""
+    return [np.array([[extras[k][field][n] for n in names] for k in where], dtype=np.float64).reshape(-1, len(names))
+            for where in index]
 
 
 def _units(items: Sequence[Item], pairwise: bool) -> tuple[dict[str, _Unit], list[Any]]:

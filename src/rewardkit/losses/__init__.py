@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from rewardkit.losses.base import LOSSES, LossOutput, LossSpec, PairRewards, PreferenceLogps, ResponseLogps, register_loss
+from rewardkit.losses.base import (
+    LOSSES,
+    LossOutput,
+    LossSpec,
+    PairRewards,
+    PreferenceLogps,
+    ResponseLogps,
+    register_loss,
+)
 
 __all__ = ["LOSSES", "AttributeTargets", "LossOutput", "LossSpec", "PairRewards", "PreferenceLogps", "ResponseLogps", "register_loss"]
 

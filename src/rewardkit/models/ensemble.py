@@ -30,14 +30,18 @@ MEMBERS_DIR = "members"
 
 
 def ensemble_outputs(outputs: Sequence[HeadOutput]) -> HeadOutput:
-    """Combine the members' outputs for the same N items: mean reward and objectives, std of the rewards."""
+    """Combine the members' outputs for the same N items: mean reward, objectives and gating weights, std of
+    the rewards."""
     rewards = torch.stack([o.reward.float() for o in outputs])  # (M, N)
     mean = rewards.mean(0)
     std = ((rewards - mean) ** 2).mean(0).sqrt()
     objectives = None
     if all(o.objectives is not None for o in outputs):
         objectives = torch.stack([o.objectives.float() for o in outputs]).mean(0)  # type: ignore[union-attr]
-    return HeadOutput(mean, objectives, None, std)
+    weights = None
+    if all(o.weights is not None for o in outputs):
+        weights = torch.stack([o.weights.float() for o in outputs]).mean(0)  # type: ignore[union-attr]
+    return HeadOutput(mean, objectives, None, std, weights)
 
 
 class EnsembleNet(RewardNet):

@@ -96,12 +96,14 @@ class HeadConfig:
 @dataclass(frozen=True)
 class HeadOutput:
     """``reward`` (N,) float; ``objectives`` (N, K) float or None for a scalar head; ``log_std`` (N, K)
-    and ``uncertainty`` (N,) for heads that estimate it, else None. Tensors keep autograd."""
+    and ``uncertainty`` (N,) for heads that estimate it, else None; ``weights`` (N, K) the gating network's
+    weights over the objectives for a gated head (ArmoRM, URM), else None. Tensors keep autograd."""
 
     reward: torch.Tensor
     objectives: torch.Tensor | None = None
     log_std: torch.Tensor | None = None
     uncertainty: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
 
 HEADS: Registry[type[RewardHead]] = Registry("head")
@@ -194,21 +196,20 @@ class MultiObjectiveHead(RewardHead):
         w = "gating(prompt) = softmax(mlp(h_prompt) / T) · logit_scale" if self.gate is not None else "fixed weights w"
         return f"reward = Σ_k o_k · c_k, c = w Tᵀ, w = {w}, T = transform (identity if none)"
 
-    def coefficients(self, n: int, hidden: torch.Tensor | None, prompt_at: torch.Tensor | None) -> torch.Tensor:
-        """(N, K) coefficients ``w Tᵀ``."""
+    def mixture(self, n: int, hidden: torch.Tensor | None, prompt_at: torch.Tensor | None) -> torch.Tensor:
+        """(N, K) weights ``w`` over the objectives: the gate's output for the prompt, or the fixed weights."""
         if self.gate is not None:
             if hidden is None or prompt_at is None:
                 raise ValueError("a gated head needs the hidden states and the prompt's last position")
-            w = self.gate(_at(hidden, prompt_at))  # (N, K)
-        else:
-            w = self.weights.expand(n, -1)
-        return w @ self.transform.T
+            return self.gate(_at(hidden, prompt_at))  # (N, K)
+        return self.weights.expand(n, -1)
 
     def forward(self, logits: torch.Tensor, hidden: torch.Tensor | None = None,
                 pooled_at: torch.Tensor | None = None, prompt_at: torch.Tensor | None = None) -> HeadOutput:
         objectives = logits.float()  # (N, K)
-        coeff = self.coefficients(objectives.shape[0], hidden, prompt_at)
-        return HeadOutput((objectives * coeff).sum(-1), objectives)
+        w = self.mixture(objectives.shape[0], hidden, prompt_at)
+        coeff = w @ self.transform.T  # (N, K): the coefficients w Tᵀ
+        return HeadOutput((objectives * coeff).sum(-1), objectives, weights=w if self.gate is not None else None)
 
 
 @HEADS.register("gaussian")
@@ -243,7 +244,7 @@ class GaussianHead(RewardHead):
         else:
             w = self.weights.expand_as(mean)
         var = (w**2 * torch.exp(2 * log_std)).sum(-1)
-        return HeadOutput((mean * w).sum(-1), mean, log_std, var.sqrt())
+        return HeadOutput((mean * w).sum(-1), mean, log_std, var.sqrt(), w if self.gate is not None else None)
 
 
 def build_head(cfg: HeadConfig, hidden_size: int) -> RewardHead:

@@ -58,3 +58,15 @@ def test_score_distribution() -> None:
     assert d.incorrect["n"] == 3 and d.incorrect["max"] == 1.0
     assert d.edges == (0.0, 1.0, 2.0, 3.0, 4.0)
     assert d.correct_hist == (0, 0, 1, 1) and d.incorrect_hist == (2, 1, 0, 0)
+
+
+def test_gating_spread_by_hand() -> None:
+    from rewardkit.eval.analysis import gating_spread
+
+    # two items: one response with weights (1, 0), two with (0.5, 0.5)
+    out = gating_spread([np.array([[1.0, 0.0]]), np.array([[0.5, 0.5], [0.5, 0.5]])], ["a", "b"])
+    assert out["objectives"]["a"]["mean"] == pytest.approx(2 / 3)
+    assert out["objectives"]["a"]["std"] == pytest.approx(np.sqrt(((1 - 2 / 3) ** 2 + 2 * (0.5 - 2 / 3) ** 2) / 3))
+    assert out["top_weight_mean"] == pytest.approx((1.0 + 0.5 + 0.5) / 3)
+    assert out["entropy_mean"] == pytest.approx(2 * np.log(2) / 3)  # 0 for (1, 0), log 2 for uniform
+    assert out["entropy_uniform"] == pytest.approx(np.log(2)) and out["responses"] == 3

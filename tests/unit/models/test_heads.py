@@ -114,6 +114,9 @@ def test_gated_head_weights_come_from_the_prompt_token() -> None:
     # z = h_1 / T = (1, 0): softmax = (e/(e+1), 1/(e+1)) = (0.7310586, 0.2689414); × 3
     w = torch.tensor([np.e / (np.e + 1), 1 / (np.e + 1)]) * 3
     assert out.reward.item() == pytest.approx(float(1 * w[0] + 5 * w[1]), abs=1e-5)
+    assert out.weights is not None and out.weights[0].tolist() == pytest.approx(w.tolist(), abs=1e-6)
+    fixed = MultiObjectiveHead(HeadConfig(kind="multi", objectives=["a", "b"]), hidden_size=2)
+    assert fixed(torch.tensor([[1.0, 5.0]])).weights is None  # only a gate's weights are reported
 
 
 def test_gaussian_uncertainty_combines_the_objectives() -> None:

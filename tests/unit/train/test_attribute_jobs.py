@@ -90,8 +90,33 @@ def test_armo_loads_in_plain_transformers_and_rewardkit(files: dict[str, Path], 
     layer = classifier_layer(rm.model)
     objectives = feats.pooled @ layer.weight.T.detach()
     with torch.no_grad():
-        coeff = rm.head.gate(feats.prompt) @ rm.head.transform.T
+        gate = rm.head.gate(feats.prompt)
+        coeff = gate @ rm.head.transform.T
     np.testing.assert_allclose((objectives * coeff).sum(-1).numpy(), scored.rewards, atol=1e-5)
+    np.testing.assert_allclose(scored.weights, gate.numpy(), atol=1e-6)  # the gate's weights, reported per item
+
+
+def test_eval_reports_the_gating_weights_spread(files: dict[str, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from rewardkit.cli import main
+
+    out = tmp_path / "armo"
+    train_reward_model(_cfg(files, out, pairs=str(files["pairs"]), head={"kind": "multi"}))
+    assert main(["eval", "--model", str(out), "--data", str(files["pairs"]), "--out", str(tmp_path / "ev"),
+                 "--device", "cpu"]) == 0
+    assert "gating weights (mean ± std over responses): helpfulness" in capsys.readouterr().out
+    gating = json.loads((tmp_path / "ev" / "results.json").read_text())["models"][0]["gating"]
+    rm = load_reward_model(out)
+    responses = [(p, side) for p, c, r in PAIRS for side in (c, r)]
+    w = score_encoded_output(rm, [rm.encoder.encode([{"role": "user", "content": p}], reply(s), True)
+                                  for p, s in responses]).weights  # (2·pairs, K)
+    assert gating["responses"] == len(responses)
+    for j, name in enumerate(NAMES):
+        assert gating["objectives"][name]["mean"] == pytest.approx(float(w[:, j].mean()), abs=1e-5)
+        assert gating["objectives"][name]["std"] == pytest.approx(float(w[:, j].std()), abs=1e-5)
+    p = w / w.sum(-1, keepdims=True)
+    assert gating["top_weight_mean"] == pytest.approx(float(p.max(-1).mean()), abs=1e-5)
+    assert gating["entropy_uniform"] == pytest.approx(np.log(3))
 
 
 def test_armo_ridge_weights_are_the_closed_form_without_pairs(files: dict[str, Path], tmp_path: Path) -> None:
