@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from rewardkit.errors import OptionError
-from rewardkit.losses import LOSSES, AttributeTargets, PairRewards
+from rewardkit.losses import LOSSES, AttributeTargets, PairRewards, PreferenceLogps, ResponseLogps
 from rewardkit.models.heads import HeadConfig
 
 
@@ -215,6 +215,71 @@ class RewardTrainConfig(TrainConfig):
         if self.loss.spec.inputs is not PairRewards:
             raise OptionError(f"loss.name: {self.loss.name!r} is not a reward-model loss (it takes "
                               f"{self.loss.spec.inputs.__name__}, not PairRewards)")
+
+
+class PolicyLossSection(LossSection):
+    """``loss`` of a policy job: a registered loss on policy log-probabilities (``PreferenceLogps``: dpo, ipo,
+    simpo, ...; ``ResponseLogps``: sft). Reward-model losses (``bt``, ...) are refused by the config."""
+
+    default_name = "dpo"
+
+
+class SftLossSection(PolicyLossSection):
+    """``loss`` of ``rewardkit train sft``: ``sft`` by default."""
+
+    default_name = "sft"
+
+
+POLICY_LOSS_INPUTS = (PreferenceLogps, ResponseLogps)
+
+
+@dataclass
+class PolicyTrainConfig(TrainConfig):
+    """Policy training (``rewardkit train policy`` / ``train sft``): a causal LM trained on preference pairs
+    with a DPO-family loss against a reference model, or on responses with a supervised loss. The loss's
+    input type decides the data: ``PreferenceLogps`` -> preference pairs; ``ResponseLogps`` -> prompt /
+    completion rows, or the chosen side of pairs. Defaults follow TRL's DPO (lr 1e-6 for full fine-tuning;
+    raise it to ~5e-5 with LoRA)."""
+
+    model: str = _f("smollm2-135m", "causal LM to train: alias (smollm2-135m), local path or hub name")
+    out: str = _f("runs/policy", "output folder: the HF causal LM (LoRA merged), rewardkit.json, logs/, checkpoints/")
+    max_length: int = _f(1024, "max tokens per (prompt, response); longer inputs are truncated (keep-response policy)")
+    batch_size: int = _f(4, "pairs (or sequences) per device per micro-batch")
+    lr: float = _f(1e-6, "peak learning rate (AdamW); 1e-6 suits full fine-tuning, ~5e-5 LoRA")
+    warmup_ratio: float = _f(0.1, "fraction of steps of linear warmup")
+    eval_batch_tokens: int = _f(8192, "padded-token budget per evaluation (and reference) batch")
+    loss: PolicyLossSection = field(default_factory=PolicyLossSection, metadata={"help": "loss settings"})
+    reference: str | None = _f(None, "reference model for the loss and the implicit reward (alias, path or hub "
+                               "name); default: the starting --model itself; unused by sft and simpo")
+    reference_mode: Literal["precompute", "live"] = _f(
+        "precompute", "precompute: reference log-probs computed once before training and stored with the data "
+        "(the reference model is then freed); live: kept in memory and run each step without gradients")
+    disable_dropout: bool = _f(True, "turn the model's dropout off (as TRL's DPO does): the policy's and the "
+                               "reference's log-probs then agree at step 0")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.loss, dict):
+            self.loss = type(self).loss_section()(**self.loss)
+        if self.loss.spec.inputs not in POLICY_LOSS_INPUTS:
+            raise OptionError(f"loss.name: {self.loss.name!r} is not a policy loss (it takes "
+                              f"{self.loss.spec.inputs.__name__}, not PreferenceLogps or ResponseLogps); "
+                              "reward-model losses belong to `rewardkit train rm`")
+        if self.reference_mode not in ("precompute", "live"):
+            raise OptionError(f"reference_mode must be precompute or live, got {self.reference_mode!r}")
+
+    @classmethod
+    def loss_section(cls) -> type:
+        return typing.get_type_hints(cls)["loss"]
+
+
+@dataclass
+class SftTrainConfig(PolicyTrainConfig):
+    """Supervised fine-tuning (``rewardkit train sft``): the policy job with loss ``sft`` by default."""
+
+    out: str = _f("runs/sft", "output folder: the HF causal LM (LoRA merged), rewardkit.json, logs/, checkpoints/")
+    lr: float = _f(1e-5, "peak learning rate (AdamW); 1e-5 suits full fine-tuning, ~1e-4 LoRA")
+    loss: SftLossSection = field(default_factory=SftLossSection, metadata={"help": "loss settings"})
 
 
 def _hints(cls: type) -> dict[str, Any]:
