@@ -25,6 +25,40 @@ def add_commands(sub: Any) -> None:
     rm.add_argument("--head", action=_HeadKind, dest="overrides", metavar="KIND",
                     help="reward head: scalar (default), multi (named objectives; ArmoRM on attribute data), "
                     "gaussian (mean and std per objective; URM); same as --set head.kind=KIND")
+    _add_policy_commands(tsub)
+
+
+def _add_policy_commands(tsub: Any) -> None:
+    from rewardkit.train.config import PolicyTrainConfig, SftTrainConfig
+
+    policy = add_train_command(
+        tsub, "policy", "train a causal LM on preference pairs with a DPO-family loss against a reference model "
+        "(default: the starting model; its log-probs precomputed once), or with sft on responses; writes a "
+        "standard AutoModelForCausalLM folder (LoRA merged) + rewardkit.json", PolicyTrainConfig, _run_train_policy)
+    policy.add_argument("--loss", action=_LossName, dest="overrides", metavar="NAME",
+                        help=f"policy loss: {', '.join(_policy_losses())} (default dpo); its settings via "
+                        "--set loss.KEY=VALUE, e.g. --set loss.beta=0.1; same as --set loss.name=NAME")
+    add_train_command(
+        tsub, "sft", "supervised fine-tuning of a causal LM (the policy job with loss sft) on prompt/completion "
+        "rows, or on the chosen side of preference pairs; writes a standard AutoModelForCausalLM folder",
+        SftTrainConfig, _run_train_policy)
+
+
+def _policy_losses() -> list[str]:
+    from rewardkit.losses import LOSSES
+    from rewardkit.train.config import POLICY_LOSS_INPUTS
+
+    return [n for n in LOSSES.names() if LOSSES.get(n).inputs in POLICY_LOSS_INPUTS]
+
+
+class _LossName(argparse.Action):
+    """``--loss NAME`` puts ``loss.name=NAME`` before the ``--set`` overrides (so ``loss.*`` settings are
+    checked against that loss, wherever the flag stands)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        overrides = list(getattr(namespace, self.dest, None) or [])
+        setattr(namespace, self.dest, [f"loss.name={values}", *overrides])
 
 
 class _HeadKind(argparse.Action):
@@ -82,4 +116,25 @@ def _run_train_rm(cfg: Any) -> int:
               f"{metrics['accuracy_ci95_high']:.3f}], mean margin {metrics['margin']:.3f}")
     logs = result.out_dir / ("members/*/logs" if "ensemble" in meta else "logs")
     print(f"wrote reward model to {result.out_dir} (logs: {logs})")
+    return 0
+
+
+def _run_train_policy(cfg: Any) -> int:
+    from rewardkit.train.policy import train_policy
+
+    result = train_policy(cfg)
+    meta = result.metadata
+    training = meta["training"]
+    unit = "pairs" if meta["job"] == "policy" else "sequences"
+    tokens = training[f"{unit}_per_s"] * meta.get("tokens_per_example", 0.0)
+    print(f"trained {training['steps']} steps ({cfg.loss.name}) at {training[f'{unit}_per_s']:.1f} {unit}/s, "
+          f"{tokens:.0f} tokens/s ({training['precision']})")
+    metrics = meta.get("metrics", {}).get("eval")
+    if metrics and "accuracy" in metrics:
+        print(f"held-out implicit-reward accuracy {metrics['accuracy']:.3f} [{metrics['accuracy_ci95_low']:.3f}, "
+              f"{metrics['accuracy_ci95_high']:.3f}], mean margin {metrics['margin']:.3f}, log-probs chosen "
+              f"{metrics['logps_chosen']:.2f} / rejected {metrics['logps_rejected']:.2f}")
+    elif metrics:
+        print(f"held-out NLL {metrics['nll']:.4f} per token (perplexity {metrics['perplexity']:.2f})")
+    print(f"wrote causal LM to {result.out_dir} (logs: {result.out_dir / 'logs'})")
     return 0
