@@ -27,6 +27,7 @@ EPILOG = """examples:
   rewardkit uncertainty fit --model runs/rm --data prefs.jsonl
   rewardkit score --model runs/rm --data prefs.jsonl --out scored.jsonl --pessimism 1
   rewardkit generate --policy smollm2-135m --reward runs/rm --prompts prompts.jsonl --n 8 --out best.jsonl
+  rewardkit average --base sft/ --tuned dpo/ --groups 3 --alphas 0.4,0.2,0.1 --out runs/avg
   rewardkit serve --model runs/rm --port 8000
 """
 
@@ -36,6 +37,7 @@ COMMANDS = (
     "rewardkit.cli.quickstart:add_commands", "rewardkit.cli.data:add_commands", "rewardkit.cli.train:add_commands",
     "rewardkit.cli.score:add_commands", "rewardkit.cli.eval:add_commands", "rewardkit.serve.cli:add_commands",
     "rewardkit.cli.generate:add_commands", "rewardkit.cli.uncertainty:add_commands",
+    "rewardkit.cli.average:add_commands",
 )
 
 
