@@ -26,6 +26,7 @@ import torch
 from rewardkit.data.chat import PairEncoder
 from rewardkit.data.collate import MicroBatch
 from rewardkit.data.dataset import file_fingerprint, load_examples, tokenize_examples, truncation_stats
+from rewardkit.errors import MissingInputError
 from rewardkit.losses import LossOutput, PreferenceLogps, ResponseLogps
 from rewardkit.losses.policy import REFERENCE_LOSSES
 from rewardkit.models.backbones import resolve_backbone
@@ -66,6 +67,8 @@ def load_policy_lm(name: str, *, disable_dropout: bool = True) -> tuple[Any, Any
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_backbone(name)
+    if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
+        raise MissingInputError(f"{name}: no such model folder")
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     ensure_distinct_pad(tokenizer, model)

@@ -207,3 +207,6 @@ def test_cli_lists_losses_and_refuses_bad_input(setup: tuple[Path, Path], tmp_pa
     assert "nosuch" in capsys.readouterr().err
     assert main([*base, "--data", str(data), "--loss", "bt"]) == 2
     assert "not a policy loss" in capsys.readouterr().err
+    assert main(["train", "sft", "--model", str(tmp_path / "nowhere"), "--data", str(data), "--out",
+                 str(tmp_path / "o2")]) == 2
+    assert "no such model folder" in capsys.readouterr().err
