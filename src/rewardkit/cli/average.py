@@ -137,7 +137,7 @@ def _search(args: argparse.Namespace) -> int:
     texts = encode_lm_rows(tuned.tokenizer, rows, cfg.max_length)
     result = search_alphas(base.model, tuned.model, texts, tuned.pad_id, cfg,
                            on_step=lambda s: print(f"step {s.step}: nll {s.nll:.4f} alphas "
-                                                   + ",".join(f"{a:.4f}" for a in s.alphas)))
+                                                   + ",".join(f"{a:.6f}" for a in s.alphas)))
     model = average_models(base.model, tuned.model, result.plan)
     record = {"kind": "hma", "base": args.base, "tuned": args.tuned, "layers": model_layers(tuned.model),
               "data": args.data, "settings": dict(cfg.__dict__),
