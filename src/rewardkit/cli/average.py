@@ -86,17 +86,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.sweep is not None:
+        _check_unused(args, ("groups", "rest_alpha"), "--alphas or --search", "the sweep uses one alpha everywhere")
         return _sweep(args)
     _check_unused(args, ("reward", "prompts", "tax_data"), "--sweep")
-    if not args.search:
+    if args.alpha is not None:
+        _check_unused(args, ("groups", "rest_alpha"), "--alphas or --search")
+    if args.search:
+        _check_unused(args, ("rest_alpha",), "--alphas", "a search keeps the rest at --init")
+    else:
         _check_unused(args, ("data",), "--search")
     return _search(args) if args.search else _average(args)
 
 
-def _check_unused(args: argparse.Namespace, names: tuple[str, ...], mode: str) -> None:
+def _check_unused(args: argparse.Namespace, names: tuple[str, ...], mode: str, why: str = "") -> None:
+    """No option is silently ignored: one given outside its mode is an error naming where it applies."""
     given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
     if given:
-        raise OptionError(f"{', '.join(given)} only apply with {mode}")
+        raise OptionError(f"{', '.join(given)} only apply with {mode}" + (f" ({why})" if why else ""))
 
 
 def _average(args: argparse.Namespace) -> int:

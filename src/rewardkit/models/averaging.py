@@ -104,6 +104,13 @@ def group_of(layers: Mapping[str, int | None], ranges: Sequence[tuple[int, int]]
     return out
 
 
+def layer_groups(model_or_keys: Any, n_groups: int, split: str = "equal") -> dict[str, int]:
+    """The group (0 .. K−1, or −1 outside the decoder layers) of every name of ``model_or_keys``:
+    :func:`layer_of`, :func:`split_layers` and :func:`group_of` in one call."""
+    layers = layer_of(model_or_keys)
+    return group_of(layers, split_layers(num_layers(layers), n_groups, split))
+
+
 @dataclass(frozen=True)
 class AveragingPlan:
     """Which α each parameter gets: ``alphas[k]`` for decoder layers ``ranges[k]`` (inclusive), and

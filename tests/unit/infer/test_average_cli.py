@@ -124,6 +124,8 @@ def test_bad_options_exit_2(models: tuple[Path, Path], tmp_path: Path, capsys: p
     assert "--search needs --data" in _bad([*common, "--search"], capsys)
     assert "--sweep needs --reward, --prompts, --tax-data" in _bad([*common, "--sweep", "0,1"], capsys)
     assert "--reward only apply with --sweep" in _bad([*common, "--alpha", "0.5", "--reward", "length"], capsys)
+    assert "--groups only apply with --alphas or --search" in _bad([*common, "--alpha", "0.5", "--groups", "2"], capsys)
+    assert "--rest-alpha only apply with --alphas" in _bad([*common, "--search", "--rest-alpha", "0.1"], capsys)
     data = _jsonl(tmp_path / "bad.jsonl", [{"prompt": "hi"}])
     assert "bad.jsonl:1: field 'response'" in _bad([*common, "--search", "--data", str(data)], capsys)
     torch.manual_seed(0)

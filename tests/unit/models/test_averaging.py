@@ -19,6 +19,7 @@ from rewardkit.models.averaging import (
     group_of,
     hma_alphas,
     interpolate,
+    layer_groups,
     layer_of,
     merged_parameters,
     num_layers,
@@ -60,6 +61,8 @@ def test_layer_of_reads_the_stack_from_names() -> None:
     gpt2 = ["transformer.wte.weight", "transformer.h.0.attn.c_attn.weight", "transformer.h.1.mlp.c_fc.bias",
             "transformer.ln_f.weight"]
     assert [layer_of(gpt2)[k] for k in gpt2] == [None, 0, 1, None]
+    groups = layer_groups(keys, 2)  # 12 layers: 0–5, 6–11
+    assert [groups[k] for k in keys] == [-1, 0, 1, -1, -1]
     with pytest.raises(OptionError, match="no decoder layer stack"):
         layer_of(["a.weight", "b.bias"])
 
@@ -152,8 +155,9 @@ def _texts() -> list[LMText]:
             LMText((4, 4, 10, 11, 50, 51, 52, 53, 54), 4), LMText((6, 7, 60, 61, 62), 2)]
 
 
-def test_search_loss_equals_the_averaged_models_nll_and_gradient_reaches_logits() -> None:
-    base, tuned = _llama(3, 0), _llama(3, 1)
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_search_loss_equals_the_averaged_models_nll_and_gradient_reaches_logits(tied: bool) -> None:
+    base, tuned = _llama(3, 0, tied=tied), _llama(3, 1, tied=tied)
     layers = layer_of(dict(tuned.named_parameters()).keys())
     ranges = split_layers(3, 3)
     groups = group_of(layers, ranges)
