@@ -42,6 +42,9 @@ def _add_policy_commands(tsub: Any) -> None:
         tsub, "sft", "supervised fine-tuning of a causal LM (the policy job with loss sft) on prompt/completion "
         "rows, or on the chosen side of preference pairs; writes a standard AutoModelForCausalLM folder",
         SftTrainConfig, _run_train_policy)
+    from rewardkit.cli.rsf import add_rsf_command
+
+    add_rsf_command(tsub)
 
 
 def _policy_losses() -> list[str]:

@@ -159,12 +159,12 @@ def _ci(values: Sequence[float], seed: int) -> dict[str, float]:
 
 
 def write_picks(path: Path, prompts: list[list[Message]], rnd: Round) -> int:
-    """The SFT data of one iteration: a completion row (``prompt`` with the system prompt, ``response``)
-    per prompt, with its reward (and gold). Returns the number of rows."""
+    """The SFT data of one iteration: a TRL prompt-completion row (``prompt`` with the system prompt,
+    ``completion``) per prompt, with its reward (and gold). Returns the number of rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(path) as f:
         for i, (prompt, res) in enumerate(zip(prompts, rnd.results, strict=True)):
-            row = {"prompt": prompt, "response": [{"role": "assistant", "content": res.best.text}],
+            row = {"prompt": prompt, "completion": [{"role": "assistant", "content": res.best.text}],
                    "reward": res.best.score, "sample_index": res.best.index}
             if rnd.gold is not None:
                 row["gold"] = rnd.gold[i][res.best.index]
