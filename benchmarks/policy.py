@@ -196,6 +196,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--simpo-beta", type=float, default=2.0)
     p.add_argument("--alphas", default="0.25,0.5,0.75", help="averaging points besides 0 (DPO) and 1 (base)")
     p.add_argument("--hma-init", type=float, default=0.5, help="HMA: mean ratio kept fixed while searching")
+    p.add_argument("--hma-lr", type=float, default=0.05, help="HMA: Adam lr on the group logits (LMFlow's 2e-5 "
+                   "barely moves them in one epoch of a small file)")
     p.add_argument("--throughput-pairs", type=int, default=64, help="pairs for the train policy vs TRL timing")
     p.add_argument("--skip", default="", help="comma-separated phases to skip: dpo,simpo,rsf,average,hma,throughput")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script end to end")
@@ -250,12 +252,50 @@ def train_summary(meta: dict[str, Any]) -> dict[str, Any]:
 
 def averaging_sweep(base: str, tuned: str, data: dict[str, Path], workdir: Path, args: argparse.Namespace,
                     base_gold: list[float], points: dict[str, Any]) -> list[dict[str, Any]]:
-    raise NotImplementedError  # filled in once `rewardkit average` lands
+    """``rewardkit average --alpha a`` for each of ``--alphas`` (α = 0 is the DPO model, α = 1 the base,
+    both measured already), each measured like every other policy."""
+    from rewardkit.cli.main import main as rewardkit
+
+    sweep = [{"alpha": 0.0, **_axes(points["dpo"])}]
+    for alpha in (float(a) for a in args.alphas.split(",") if a.strip()):
+        folder = workdir / f"avg_{alpha:g}"
+        if rewardkit(["average", "--base", base, "--tuned", tuned, "--alpha", str(alpha), "--out", str(folder)]) != 0:
+            raise RuntimeError(f"rewardkit average --alpha {alpha} failed")
+        point = measure(f"alpha={alpha:g}", str(folder), data, args, base_gold)
+        points[f"alpha={alpha:g}"] = point
+        sweep.append({"alpha": alpha, **_axes(point)})
+    sweep.append({"alpha": 1.0, **_axes(points["base"])})
+    return sweep
+
+
+def _axes(point: dict[str, Any]) -> dict[str, Any]:
+    return {"gold": point["gold"], "tax_loglik": point["tax_loglik"], **(
+        {"gold_minus_base": point["gold_minus_base"]} if "gold_minus_base" in point else {})}
 
 
 def hma_point(base: str, tuned: str, data: dict[str, Path], workdir: Path, args: argparse.Namespace,
               base_gold: list[float]) -> dict[str, Any]:
-    raise NotImplementedError
+    """``rewardkit average --search`` (HMA): three layer groups, mean α fixed at ``--hma-init``, searched on
+    the collected high-reward data (RSF's picks when RSF ran, else the pairs' chosen responses)."""
+    from rewardkit.cli.main import main as rewardkit
+
+    picks = workdir / "rsf" / "iter_1" / "picks.jsonl"
+    collected = picks if picks.exists() else write_jsonl(workdir / "collected.jsonl", [
+        {"prompt": r["prompt"], "completion": r["chosen"]} for r in read_jsonl(data["pairs"])])
+    folder = workdir / "hma"
+    code = rewardkit(["average", "--base", base, "--tuned", tuned, "--search", "--data", str(collected), "--groups", "3",
+                      "--init", str(args.hma_init), "--lr", str(args.hma_lr), "--max-length", str(args.max_length),
+                      "--out", str(folder)])
+    if code != 0:
+        raise RuntimeError("rewardkit average --search failed")
+    point = measure("hma", str(folder), data, args, base_gold)
+    record = json.loads((folder / "rewardkit.json").read_text(encoding="utf-8"))
+    point["search"] = {"groups": record["groups"], "rest_alpha": record["rest_alpha"],
+                       "nll_per_token_before": record["search"]["nll_per_token_before"],
+                       "nll_per_token_after": record["search"]["nll_per_token_after"],
+                       "steps": len(record["search"]["history"])}
+    point["collected"] = str(collected)
+    return point
 
 
 def throughput(data: dict[str, Path], workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -362,7 +402,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     if sweep:
         xs = [p["tax_loglik"] for p in sweep]
         ys = [p["gold"]["value"] for p in sweep]
-        ax.plot(xs, ys, "-o", color="tab:blue", label="global averaging α·base + (1−α)·DPO")
+        ax.plot(xs, ys, "-o", color="tab:blue", label="global averaging α·base + (1−α)·DPO", zorder=1)
         for p in sweep:
             ax.annotate(f"α={p['alpha']:g}", (p["tax_loglik"], p["gold"]["value"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=8)
