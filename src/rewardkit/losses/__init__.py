@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from rewardkit.losses.base import (
     LOSSES,
+    ForgetLogps,
     LossOutput,
     LossSpec,
     PairRewards,
     PreferenceLogps,
     ResponseLogps,
+    RetainKL,
+    TemplateProbs,
     register_loss,
 )
 
-__all__ = ["LOSSES", "AttributeTargets", "LossOutput", "LossSpec", "PairRewards", "PreferenceLogps", "ResponseLogps", "register_loss"]
+__all__ = ["LOSSES", "AttributeTargets", "ForgetLogps", "LossOutput", "LossSpec", "PairRewards", "PreferenceLogps",
+           "ResponseLogps", "RetainKL", "TemplateProbs", "register_loss"]
 
 # Importing the modules registers their losses.
 from rewardkit.losses import policy as _policy  # noqa: F401

@@ -63,6 +63,38 @@ class ResponseLogps:
 
 
 @dataclass(frozen=True)
+class ForgetLogps:
+    """Unlearning inputs of B forget examples: ``forget`` (B,) float, Σ_t log π_θ(y_t | x, y_<t) over each
+    forget answer's tokens; ``tokens`` (B,) their number; ``ref_forget`` (B,) the same under the frozen
+    reference model (None for reference-free losses: GA, SimNPO)."""
+
+    forget: torch.Tensor
+    tokens: torch.Tensor
+    ref_forget: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class RetainKL:
+    """Retain-set KL inputs of R retain examples: ``kl`` (R,) float, Σ_t KL(π_ref(·|ctx_t) ‖ π_θ(·|ctx_t))
+    over each retain answer's tokens; ``tokens`` (R,) their number."""
+
+    kl: torch.Tensor
+    tokens: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TemplateProbs:
+    """FLAT's inputs for B forget examples: per-token probabilities p_θ(y_t) of the template (refusal)
+    answers ``template`` (B, T_e) and of the forget answers ``forget`` (B, T_f), float, 0 where the mask is
+    False; ``template_mask`` (B, T_e) and ``forget_mask`` (B, T_f) bool, True at answer tokens."""
+
+    template: torch.Tensor
+    template_mask: torch.Tensor
+    forget: torch.Tensor
+    forget_mask: torch.Tensor
+
+
+@dataclass(frozen=True)
 class LossSpec:
     """A registered loss: the function, its config dataclass and the input type it takes."""
 
