@@ -22,4 +22,5 @@ __all__ = ["LOSSES", "AttributeTargets", "ForgetLogps", "LossOutput", "LossSpec"
 from rewardkit.losses import policy as _policy  # noqa: F401
 from rewardkit.losses import preference as _preference  # noqa: F401
 from rewardkit.losses import regression as _regression  # noqa: F401
+from rewardkit.losses import unlearning as _unlearning  # noqa: F401
 from rewardkit.losses.regression import AttributeTargets
