@@ -9,6 +9,12 @@ from typing import Any
 
 from rewardkit.cli.common import EXIT_BAD_INPUT, command
 
+FACTS_DEFAULT_PEOPLE = 40  # rewardkit data synth --task fictitious-facts without --n
+FORGET_FRACTION = 0.1
+# options of `data synth` that only --task ifeval-lite uses, with their defaults
+IFEVAL_ONLY: dict[str, Any] = {"model": "smollm2-135m", "samples_per_prompt": 6, "max_new_tokens": 64,
+                               "samples_file": None}
+
 
 def add_commands(sub: Any) -> None:
     data = sub.add_parser("data", help="check, convert and synthesize preference data")
@@ -26,19 +32,33 @@ def add_commands(sub: Any) -> None:
     p.add_argument("output", help="output .jsonl")
     p = command(dsub, "synth", "generate verifiable preference data with gold rewards (prompts with checkable "
                  "instructions, responses from an instruct model plus controlled edits)", _run_synth)
-    p.add_argument("--task", default="ifeval-lite", help="synthetic task name")
-    p.add_argument("--n", type=int, default=320,
-                   help="number of prompts, two per family (the defaults remake the shipped set: about 25-50 minutes "
-                   "on 2 CPU cores; --n 40 for a quick look)")
-    p.add_argument("--out", required=True, help="output folder (train.jsonl, test.jsonl, candidates.jsonl, "
-                   "objectives_{train,test}.jsonl.gz, manifest.json with the shortcut audit, samples.jsonl)")
-    p.add_argument("--seed", type=int, default=0, help="seed (of the prompts, every sample, the edits, twins and split)")
-    p.add_argument("--model", default="smollm2-135m", help="instruct model that writes the responses")
-    p.add_argument("--samples-per-prompt", type=int, default=6, help="sampled responses per prompt (before edits)")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="max new tokens per sampled response")
-    p.add_argument("--samples-file", default=None,
-                   help="samples.jsonl of an earlier run with the same prompts and sampling settings: remake the "
-                   "edits, twins and split from it without sampling again")
+    p.add_argument("--task", default="ifeval-lite",
+                   help="synthetic task name: ifeval-lite (verifiable preference pairs) or fictitious-facts (an "
+                   "unlearning set of invented people: forget.jsonl, retain.jsonl, all.jsonl, general.jsonl, "
+                   "manifest.json; no model needed, instant)")
+    p.add_argument("--n", type=int, default=None,
+                   help="ifeval-lite: number of prompts, two per family (unset: 320, which remakes the shipped set: "
+                   "about 25-50 minutes on 2 CPU cores; --n 40 for a quick look); fictitious-facts: number of "
+                   f"invented people, 10 facts each (unset: {FACTS_DEFAULT_PEOPLE})")
+    p.add_argument("--forget-fraction", type=float, default=FORGET_FRACTION,
+                   help="fictitious-facts only: share of the people (at least one, never all) whose facts go to "
+                   "forget.jsonl")
+    p.add_argument("--out", required=True,
+                   help="output folder (ifeval-lite: train.jsonl, test.jsonl, candidates.jsonl, "
+                   "objectives_{train,test}.jsonl.gz, manifest.json with the shortcut audit, samples.jsonl; "
+                   "fictitious-facts: forget.jsonl, retain.jsonl, all.jsonl, general.jsonl, manifest.json)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed (ifeval-lite: of the prompts, every sample, the edits, twins and split; "
+                   "fictitious-facts: of the names, facts, wrong answers and the split)")
+    p.add_argument("--model", default=IFEVAL_ONLY["model"],
+                   help="ifeval-lite only: instruct model that writes the responses")
+    p.add_argument("--samples-per-prompt", type=int, default=IFEVAL_ONLY["samples_per_prompt"],
+                   help="ifeval-lite only: sampled responses per prompt (before edits)")
+    p.add_argument("--max-new-tokens", type=int, default=IFEVAL_ONLY["max_new_tokens"],
+                   help="ifeval-lite only: max new tokens per sampled response")
+    p.add_argument("--samples-file", default=IFEVAL_ONLY["samples_file"],
+                   help="ifeval-lite only: samples.jsonl of an earlier run with the same prompts and sampling "
+                   "settings: remake the edits, twins and split from it without sampling again")
 
 
 def _run_check(args: argparse.Namespace) -> int:
@@ -90,9 +110,26 @@ def _run_convert(args: argparse.Namespace) -> int:
 def _run_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from rewardkit.errors import OptionError
+
+    if args.task == "fictitious-facts":
+        from rewardkit.synth.facts import write_fictitious_facts
+
+        for flag, default in IFEVAL_ONLY.items():
+            if getattr(args, flag) != default:
+                raise OptionError(f"--{flag.replace('_', '-')} applies to --task ifeval-lite only")
+        facts = write_fictitious_facts(Path(args.out), FACTS_DEFAULT_PEOPLE if args.n is None else args.n,
+                                       forget_fraction=args.forget_fraction, seed=args.seed)
+        print(facts)
+        print(f"wrote {args.out}")
+        return 0
     from rewardkit.synth import synthesize
 
-    result = synthesize(task=args.task, n_prompts=args.n, out_dir=Path(args.out), seed=args.seed, model=args.model,
+    if args.forget_fraction != FORGET_FRACTION:
+        raise OptionError("--forget-fraction applies to --task fictitious-facts only")
+    n_prompts = 320 if args.n is None else args.n
+    result = synthesize(task=args.task, n_prompts=n_prompts, out_dir=Path(args.out), seed=args.seed,
+                        model=args.model,
                         samples_per_prompt=args.samples_per_prompt, max_new_tokens=args.max_new_tokens,
                         samples_file=Path(args.samples_file) if args.samples_file else None)
     print(result)
