@@ -321,10 +321,10 @@ class FLATConfig(ForgetTerms):
 
 def _mean_prob(probs: torch.Tensor, mask: torch.Tensor, mean_over: str) -> torch.Tensor:
     """(B,) mean of (B, T) token probabilities over the mask's True positions, or over all T positions."""
-    total = (probs * mask.to(probs.dtype)).sum(dim=1)
-    count = mask.sum(dim=1).to(probs.dtype).clamp(min=1.0) if mean_over == "answer" else probs.new_full(
-        total.shape, float(max(probs.shape[1], 1)))
-    return total / count
+    total = (probs * mask.to(probs.dtype)).sum(dim=1)  # (B,)
+    if mean_over == "all":  # FLAT's code: every position of the padded row counts, zeros included
+        return total / max(probs.shape[1], 1)
+    return total / mask.sum(dim=1).to(probs.dtype).clamp(min=1.0)
 
 
 @register_loss("flat", config=FLATConfig, inputs=TemplateProbs)
