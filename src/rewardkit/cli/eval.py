@@ -20,6 +20,7 @@ EPILOG = """scorers (--model, repeatable):
   judge:MODEL        a generative judge: an instruct LM asked which response is better (A/B logits, both orders)
   length             dummy: longer response scores higher
 benchmarks (--benchmark): pairs, rewardbench, rewardbench2, rmb, rmbench
+unlearning: `rewardkit eval unlearn --model LM --forget F --retain R --out DIR` (TOFU's metrics; see its --help)
 
 examples:
   rewardkit eval --model runs/rm --data prefs.jsonl --out runs/eval

@@ -24,6 +24,7 @@ EPILOG = """examples:
   rewardkit score --model runs/rm --data prefs.jsonl --out scored.jsonl
   rewardkit score --model verifier --data prompts_with_constraints.jsonl --out scored.jsonl
   rewardkit eval --model runs/rm --data prefs.jsonl --out runs/eval
+  rewardkit eval unlearn --model runs/unlearn --forget forget.jsonl --retain retain.jsonl --out runs/eval-unlearn
   rewardkit uncertainty fit --model runs/rm --data prefs.jsonl
   rewardkit score --model runs/rm --data prefs.jsonl --out scored.jsonl --pessimism 1
   rewardkit generate --policy smollm2-135m --reward runs/rm --prompts prompts.jsonl --n 8 --out best.jsonl
@@ -41,9 +42,16 @@ COMMANDS = (
 )
 
 
+# Sub-subcommands with a parser of their own, reached by their first two words: `rewardkit eval unlearn`
+# measures a causal LM and shares none of `rewardkit eval`'s (reward model) options.
+ROUTES = {("eval", "unlearn"): "rewardkit.cli.eval_unlearn:build_parser"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    route = ROUTES.get(tuple(argv[:2]))
+    parser = _load_attr(route)() if route else build_parser()
+    args = parser.parse_args(argv[2:] if route else argv)
     _quiet_libraries()
     if not hasattr(args, "handler"):
         parser.print_help()
@@ -103,10 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plug(sub: Any, target: str) -> None:
+    _load_attr(target)(sub)
+
+
+def _load_attr(target: str) -> Any:
     import importlib
 
     module, _, attr = target.partition(":")
-    getattr(importlib.import_module(module), attr)(sub)
+    return getattr(importlib.import_module(module), attr)
 
 
 if __name__ == "__main__":
