@@ -233,7 +233,10 @@ class Rollout:
         self.forward_tokens = 0
         self.steps = 0
         self.running: list[int] = list(range(len(self.samples)))
-        self._takes_logits_to_keep = "logits_to_keep" in inspect.signature(policy.model.forward).parameters
+        params = inspect.signature(policy.model.forward).parameters
+        self._takes_logits_to_keep = "logits_to_keep" in params
+        # transformers >= 5.24 names the KV cache argument `cache` (`past_key_values` is deprecated); older: the latter
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._prefill(prompts)
 
     @torch.inference_mode()
@@ -252,8 +255,8 @@ class Rollout:
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Run ``ids`` (B, T) through the model, appending to the cache; last-position logits (B, V) fp32."""
         extra = {"logits_to_keep": 1} if self._takes_logits_to_keep else {}
-        out = self.policy.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=self.cache, use_cache=True, **extra)
+        extra[self._cache_arg] = self.cache
+        out = self.policy.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **extra)
         return out.logits[:, -1, :].float()
 
     @property
