@@ -60,6 +60,10 @@ from rewardkit.losses.policy import DPOConfig, dpo
 RETAIN_LOSSES = {"none": None, "nll": "retain_nll", "kl": "retain_kl"}
 """A forget config's ``retain`` setting → the registered retain loss the job adds (None: no retain stream)."""
 
+UNLEARNING_LOSSES = frozenset({"ga", "grad_diff", "npo", "simnpo", "flat", "idk", "retain_nll", "retain_kl"})
+"""Every loss registered here: ``idk`` and ``retain_nll`` take the policy job's input types
+(PreferenceLogps, ResponseLogps) but belong to ``rewardkit train unlearn``."""
+
 REFERENCE_UNLEARN_LOSSES = frozenset({"npo", "idk"})
 """The forget losses that need reference log-probs (a ``retain="kl"`` setting needs a reference too)."""
 

@@ -17,6 +17,7 @@ import yaml
 
 from rewardkit.errors import OptionError
 from rewardkit.losses import LOSSES, AttributeTargets, PairRewards, PreferenceLogps, ResponseLogps
+from rewardkit.losses.unlearning import UNLEARNING_LOSSES
 from rewardkit.models.heads import HeadConfig
 
 
@@ -265,6 +266,9 @@ class PolicyTrainConfig(TrainConfig):
             raise OptionError(f"loss.name: {self.loss.name!r} is not a policy loss (it takes "
                               f"{self.loss.spec.inputs.__name__}, not PreferenceLogps or ResponseLogps); "
                               "reward-model losses belong to `rewardkit train rm`")
+        if self.loss.name in UNLEARNING_LOSSES:
+            raise OptionError(f"loss.name: {self.loss.name!r} is an unlearning loss; it belongs to "
+                              "`rewardkit train unlearn`")
         if self.reference_mode not in ("precompute", "live"):
             raise OptionError(f"reference_mode must be precompute or live, got {self.reference_mode!r}")
 

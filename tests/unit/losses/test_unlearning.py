@@ -29,6 +29,7 @@ from rewardkit.losses.unlearning import (
     DIVERGENCES,
     REFERENCE_UNLEARN_LOSSES,
     RETAIN_LOSSES,
+    UNLEARNING_LOSSES,
     FLATConfig,
     GAConfig,
     GradDiffConfig,
@@ -384,3 +385,13 @@ def test_bad_shapes_raise() -> None:
     with pytest.raises(ValueError, match="same batch size"):
         flat(TemplateProbs(TEMPLATE.template[:1], TEMPLATE.template_mask[:1], TEMPLATE.forget, TEMPLATE.forget_mask),
              FLATConfig())
+
+
+def test_policy_job_refuses_unlearning_losses_that_share_its_input_types() -> None:
+    from rewardkit.train.config import PolicyTrainConfig
+
+    assert LOSSES.get("idk").inputs is PreferenceLogps and LOSSES.get("retain_nll").inputs is ResponseLogps
+    assert {"ga", "grad_diff", "npo", "simnpo", "flat", "idk", "retain_nll", "retain_kl"} == UNLEARNING_LOSSES
+    for name in ("idk", "retain_nll"):
+        with pytest.raises(OptionError, match=f"'{name}' is an unlearning loss; it belongs to `rewardkit train unlearn`"):
+            PolicyTrainConfig(data="d.jsonl", loss={"name": name})
