@@ -26,6 +26,7 @@ def add_commands(sub: Any) -> None:
                     help="reward head: scalar (default), multi (named objectives; ArmoRM on attribute data), "
                     "gaussian (mean and std per objective; URM); same as --set head.kind=KIND")
     _add_policy_commands(tsub)
+    _add_unlearn_command(tsub)
 
 
 def _add_policy_commands(tsub: Any) -> None:
@@ -139,5 +140,48 @@ def _run_train_policy(cfg: Any) -> int:
               f"{metrics['logps_chosen']:.2f} / rejected {metrics['logps_rejected']:.2f}")
     elif metrics:
         print(f"held-out NLL {metrics['nll']:.4f} per token (perplexity {metrics['perplexity']:.2f})")
+    print(f"wrote causal LM to {result.out_dir} (logs: {result.out_dir / 'logs'})")
+    return 0
+
+
+def _add_unlearn_command(tsub: Any) -> None:
+    from rewardkit.train.unlearn import UnlearnTrainConfig, unlearning_losses
+
+    p = add_train_command(
+        tsub, "unlearn", "unlearn a forget set from a causal LM (GA, GradDiff, NPO, SimNPO, FLAT, IdkDPO) with an "
+        "optional retain term (NLL or KL to the reference) on the one loop: streams forget and retain; writes a "
+        "standard AutoModelForCausalLM folder (LoRA merged) + rewardkit.json", UnlearnTrainConfig, _run_train_unlearn)
+    p.add_argument("--loss", action=_LossName, dest="overrides", metavar="NAME",
+                   help=f"unlearning loss: {', '.join(unlearning_losses())} (default npo); its settings via --set "
+                   "loss.KEY=VALUE, e.g. --set loss.beta=0.1 --set loss.retain=kl --set loss.retain_coef=1; same "
+                   "as --set loss.name=NAME")
+
+    def handler(args: argparse.Namespace) -> int:
+        from rewardkit.errors import OptionError
+        from rewardkit.train.config import load_config
+
+        cfg = load_config(UnlearnTrainConfig, args.config, config_values(args, UnlearnTrainConfig), args.overrides)
+        if not cfg.forget:
+            raise OptionError("--forget is required (or set `forget:` in --config)")
+        return _run_train_unlearn(cfg)
+
+    p.set_defaults(handler=handler)
+
+
+def _run_train_unlearn(cfg: Any) -> int:
+    from rewardkit.train.unlearn import train_unlearn
+
+    result = train_unlearn(cfg)
+    meta = result.metadata
+    training = meta["training"]
+    retain = f" + {cfg.loss.options.retain_coef:g}·retain_{cfg.retain_kind}" if cfg.retain_kind != "none" else ""
+    print(f"trained {training['steps']} steps ({cfg.loss.options.forget_coef:g}·{cfg.loss.name}{retain}) at "
+          f"{training['sequences_per_s']:.1f} forget rows/s ({training['precision']})")
+    metrics = meta.get("metrics", {}).get("eval") or {}
+    if metrics:
+        line = f"forget answer prob {metrics['forget_answer_prob']:.4f} (NLL {metrics['forget_nll']:.3f})"
+        if "retain_answer_prob" in metrics:
+            line += f", retain answer prob {metrics['retain_answer_prob']:.4f} (NLL {metrics['retain_nll']:.3f})"
+        print(line)
     print(f"wrote causal LM to {result.out_dir} (logs: {result.out_dir / 'logs'})")
     return 0

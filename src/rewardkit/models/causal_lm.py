@@ -222,3 +222,77 @@ def naive_sequence_logps(model: Any, input_ids: torch.Tensor, attention_mask: to
     per_token = torch.where(scored, logp, torch.zeros_like(logp))
     tokens = F.pad(per_token, (1, 0))
     return SequenceLogps(per_token.sum(-1), scored.sum(-1), tokens)
+
+
+# ------------------------------------------------------------------------------------ KL to a reference
+
+
+@dataclass(frozen=True)
+class SequenceKL:
+    """``sums`` (B,) float32: Σ_t KL(π_ref(·|ctx_t) ‖ π_θ(·|ctx_t)) over each row's scored tokens;
+    ``counts`` (B,) int64: how many positions were scored."""
+
+    sums: torch.Tensor
+    counts: torch.Tensor
+
+
+def sequence_kl(
+    model: Any, ref_model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
+    *, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, position_ids: torch.Tensor | None = None,
+) -> SequenceKL:
+    """Forward KL of the reference to the model's next-token distributions at the scored positions,
+    Σ_v p_ref(v)·(log p_ref(v) − log p_θ(v)), summed per row (what a "retain KL" term penalises).
+
+    Args as :func:`sequence_logps` (position t scores the distribution that predicts token t). The
+    reference runs without gradients; its lm-head logits are computed chunk by chunk beside the model's,
+    so no (B, T, V) tensor of either model is ever built. Gradients flow to ``model`` only.
+    """
+    backbone, head, softcap = _head_parts(model)
+    ref_backbone, ref_head, ref_softcap = _head_parts(ref_model)
+    positions = positions_of(attention_mask) if position_ids is None else position_ids
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state
+    with torch.no_grad():
+        ref_hidden = ref_backbone(input_ids=input_ids, attention_mask=attention_mask,
+                                  position_ids=positions).last_hidden_state
+    scored = response_mask[:, 1:].bool() & attention_mask[:, 1:].bool()  # (B, T-1): predicts token t+1
+    rows, cols = scored.nonzero(as_tuple=True)  # (N,), (N,)
+    h, h_ref = hidden[:, :-1][rows, cols], ref_hidden[:, :-1][rows, cols]  # (N, H), (N, H_ref)
+    pieces = []
+    for lo in range(0, h.shape[0], chunk_tokens):
+        hi = lo + chunk_tokens
+        with torch.no_grad():
+            ref_logp = _log_softmax(ref_head(h_ref[lo:hi]), ref_softcap)  # (n, V), one chunk
+        if torch.is_grad_enabled() and h.requires_grad:
+            pieces.append(checkpoint(_chunk_kl, head, h[lo:hi], ref_logp, softcap, use_reentrant=False))
+        else:
+            pieces.append(_chunk_kl(head, h[lo:hi], ref_logp, softcap))
+    flat = torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)  # (N,)
+    sums = torch.zeros(input_ids.shape[0], dtype=torch.float32, device=input_ids.device).index_add(0, rows, flat)
+    return SequenceKL(sums, scored.sum(-1))
+
+
+def _log_softmax(logits: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    z = logits.float()
+    if softcap:
+        z = torch.tanh(z / softcap) * softcap
+    return F.log_softmax(z, dim=-1)
+
+
+def _chunk_kl(head: Any, h: torch.Tensor, ref_logp: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    """(n,) KL(ref ‖ model) of one chunk: ``h`` (n, H) the model's hidden states, ``ref_logp`` (n, V)."""
+    logp = _log_softmax(head(h), softcap)
+    return (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+
+
+def naive_sequence_kl(model: Any, ref_model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      response_mask: torch.Tensor) -> SequenceKL:
+    """The reference for :func:`sequence_kl`: both models' full (B, T, V) log-softmax (tests only)."""
+    positions = positions_of(attention_mask)
+    logp = F.log_softmax(model(input_ids=input_ids, attention_mask=attention_mask,
+                               position_ids=positions).logits.float(), dim=-1)[:, :-1]  # (B, T-1, V)
+    with torch.no_grad():
+        ref = F.log_softmax(ref_model(input_ids=input_ids, attention_mask=attention_mask,
+                                      position_ids=positions).logits.float(), dim=-1)[:, :-1]
+    kl = (ref.exp() * (ref - logp)).sum(-1)  # (B, T-1)
+    scored = response_mask[:, 1:].bool() & attention_mask[:, 1:].bool()
+    return SequenceKL(torch.where(scored, kl, torch.zeros_like(kl)).sum(-1), scored.sum(-1))
