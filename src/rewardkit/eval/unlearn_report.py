@@ -113,7 +113,8 @@ def fig_curves(curves: dict[str, list[tuple[int, float]]]) -> str:
     """Answer probabilities and NLLs over training steps, forget vs retain (one PNG, two panels)."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(CURVE_KEYS), figsize=(10, 3.4))
-    for ax, keys in zip(axes, CURVE_KEYS, strict=True):
+    for ax, keys, title in zip(axes, CURVE_KEYS, ("answer probability", "NLL per answer token"), strict=True):
+        ax.set_title(title, fontsize=10)
         for key, color in zip(keys, ("#d62728", "#1f77b4"), strict=True):
             if key in curves:
                 steps, values = zip(*curves[key], strict=True)

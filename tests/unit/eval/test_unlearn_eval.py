@@ -200,9 +200,9 @@ def test_eval_unlearn_end_to_end(files, capsys):
     assert f["truth_ratio_score"] == pytest.approx(forget_truth_ratio_score([x["truth_ratio"] for x in forget_rows]))
     assert r["truth_ratio_score"] == pytest.approx(
         retain_truth_ratio_score([rows["r1"]["truth_ratio"], rows["r2"]["truth_ratio"]]))
-    assert res["metrics"]["model_utility"] == pytest.approx(
-        float(hmean([r["answer_prob"], r["rouge_l_recall"], r["truth_ratio_score"]])) if min(
-            r["answer_prob"], r["rouge_l_recall"], r["truth_ratio_score"]) > 0 else 0.0)
+    utility_parts = [r["answer_prob"], r["rouge_l_recall"], r["truth_ratio_score"]]
+    expected_utility = float(hmean(utility_parts)) if min(utility_parts) > 0 else 0.0  # a 0 makes the hmean 0
+    assert res["metrics"]["model_utility"] == pytest.approx(expected_utility)
     for row in forget_rows:
         assert row["rouge_l_recall"] == pytest.approx(
             rouge_l_recall(row["generated"], next(x for x in FORGET if x["id"] == row["id"])["completion"][0]["content"]))
