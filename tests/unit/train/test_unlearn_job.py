@@ -114,22 +114,28 @@ def test_sequence_kl_equals_a_full_softmax_kl(tmp_path: Path) -> None:
     g_chunked = torch.autograd.grad(chunked.sums.sum(), policy.lm_head.weight)[0]
     g_naive = torch.autograd.grad(naive.sums.sum(), policy.lm_head.weight)[0]
     assert torch.allclose(g_chunked, g_naive, atol=1e-6)
-    assert float(sequence_kl(ref, ref, ids, mask, response).sums.abs().max()) < 1e-5  # KL(p‖p) = 0
+    with torch.no_grad():
+        assert float(sequence_kl(ref, ref, ids, mask, response).sums.abs().max()) < 1e-5  # KL(p‖p) = 0
 
 
-def test_npo_first_step_is_2_over_beta_log2_and_retain_nll_is_a_plain_forward(setup: Any, tmp_path: Path) -> None:
+def test_npo_first_step_is_2_over_beta_log2_and_the_forget_prob_falls(setup: Any, tmp_path: Path) -> None:
     model, _, _ = setup
-    _, pre = _train(setup, tmp_path / "pre", max_steps=2)
-    _, live = _train(setup, tmp_path / "live", max_steps=2, reference_mode="live")
+    _, pre = _train(setup, tmp_path / "pre", max_steps=4, lr=1e-2)
+    _, live = _train(setup, tmp_path / "live", max_steps=4, lr=1e-2, reference_mode="live")
     # reference = the starting model: log π − log π_ref = 0, so −(2/β)·logσ(0) = (2/0.1)·log 2 per example
     assert pre[0]["forget_loss"] == pytest.approx(20 * math.log(2), abs=1e-4)
     assert pre[0]["npo_weight"] == pytest.approx(1.0, abs=1e-6)
-    # retain nll (npo's default): the first step's batch is 4 of the 6 retain rows; the mean per-token NLL of
-    # each row from a plain forward bounds it, and all 6 are equally likely -> check the total instead
+    # retain nll (npo's default): a mean over 4 of the 6 retain rows' per-token NLLs (exact values: next test)
     retain_nll = [-s / n for s, n in _plain_logps(model, [(q, a) for q, a, _ in RETAIN])]
     assert min(retain_nll) - 1e-4 <= pre[0]["retain_loss"] <= max(retain_nll) + 1e-4
     assert pre[0]["loss"] == pytest.approx(pre[0]["forget_loss"] + pre[0]["retain_loss"], abs=1e-5)
     assert [r["loss"] for r in pre] == pytest.approx([r["loss"] for r in live], abs=1e-5)
+    final = _logged(tmp_path / "pre", "eval")[-1]
+    assert final["forget_answer_prob"] < 0.7 * _answer_prob(model, FORGET)
+    assert final["retain_answer_prob"] == pytest.approx(_answer_prob(tmp_path / "pre", RETAIN), rel=1e-4)
+    meta = json.loads((tmp_path / "pre" / "rewardkit.json").read_text())
+    assert meta["unlearn"]["reference"] == str(model) and meta["unlearn"]["retain_term"] == "nll"
+    assert meta["unlearn"]["forget"]["examples"] == 4 and len(meta["unlearn"]["forget"]["sha256"]) == 64
 
 
 def test_retain_nll_with_the_whole_retain_set_in_one_batch(setup: Any, tmp_path: Path) -> None:
@@ -148,29 +154,17 @@ def test_retain_nll_with_the_whole_retain_set_in_one_batch(setup: Any, tmp_path:
 def test_ga_first_step_is_minus_the_plain_nll_and_the_forget_prob_falls(setup: Any, tmp_path: Path) -> None:
     model, _, _ = setup
     out = tmp_path / "ga"
-    _, rows = _train(setup, out, max_steps=4, lr=1e-2, loss={"name": "ga"}, eval_steps=1)
+    _, rows = _train(setup, out, max_steps=4, lr=1e-2, loss={"name": "ga"}, eval_steps=2)
     plain = _plain_logps(model, [(q, a) for q, a, _ in FORGET])
     assert rows[0]["loss"] == pytest.approx(sum(s / n for s, n in plain) / len(plain), abs=1e-4)
     assert "retain_loss" not in rows[0]  # ga: retain none
     before = _answer_prob(model, FORGET)
     evals = _logged(out, "eval")
-    assert [e["step"] for e in evals] == [1, 2, 3, 4]
+    assert [e["step"] for e in evals] == [2, 4]
     assert evals[-1]["forget_answer_prob"] == pytest.approx(_answer_prob(out, FORGET), rel=1e-4)
     assert evals[-1]["forget_answer_prob"] < 0.5 * before, (before, [e["forget_answer_prob"] for e in evals])
     assert evals[-1]["forget_nll"] > evals[0]["forget_nll"]
     assert {"retain_answer_prob", "retain_nll"} <= set(evals[-1])
-
-
-def test_npo_lowers_the_forget_prob_and_keeps_retain_better_than_forget(setup: Any, tmp_path: Path) -> None:
-    model, _, _ = setup
-    out = tmp_path / "npo"
-    _train(setup, out, max_steps=4, lr=1e-2)
-    final = _logged(out, "eval")[-1]
-    assert final["forget_answer_prob"] < 0.7 * _answer_prob(model, FORGET)
-    assert final["retain_answer_prob"] == pytest.approx(_answer_prob(out, RETAIN), rel=1e-4)
-    meta = json.loads((out / "rewardkit.json").read_text())
-    assert meta["unlearn"]["reference"] == str(model) and meta["unlearn"]["retain_term"] == "nll"
-    assert meta["unlearn"]["forget"]["examples"] == 4 and len(meta["unlearn"]["forget"]["sha256"]) == 64
 
 
 def test_flat_raises_the_template_and_lowers_the_forget_prob(setup: Any, tmp_path: Path) -> None:
