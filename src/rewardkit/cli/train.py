@@ -50,9 +50,10 @@ def _add_policy_commands(tsub: Any) -> None:
 
 def _policy_losses() -> list[str]:
     from rewardkit.losses import LOSSES
+    from rewardkit.losses.unlearning import UNLEARNING_LOSSES
     from rewardkit.train.config import POLICY_LOSS_INPUTS
 
-    return [n for n in LOSSES.names() if LOSSES.get(n).inputs in POLICY_LOSS_INPUTS]
+    return [n for n in LOSSES.names() if LOSSES.get(n).inputs in POLICY_LOSS_INPUTS and n not in UNLEARNING_LOSSES]
 
 
 class _LossName(argparse.Action):
