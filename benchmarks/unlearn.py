@@ -23,6 +23,12 @@ part of them:
    (a) "NPO's model utility collapses more slowly than GA's at equal forgetting";
    (b) "FLAT forgets without retain data while keeping more utility than GA".
 
+Default sizes (16 people = 20 forget / 140 retain rows, teaching 3 epochs at lr 5e-4 with LoRA r 16, batch 8,
+max_length 128, 12 unlearning steps at a constant lr 2e-4, eval every 3 steps, 24 retain rows and 20 general
+sentences evaluated) are meant to fit ~40 minutes on 2 idle cores (estimated from the smoke run's timings:
+teaching ~13 min, 8 evaluations ~10 min, 5 unlearning runs ~16 min); a loaded machine takes 2-3x that.
+``--methods`` drops runs (e.g. ``ga,npo_noretain,flat`` for the two headline checks only).
+
 Prints one JSON object (progress on stderr) and writes ``unlearn.png`` next to ``--out``::
 
     python benchmarks/unlearn.py --threads 2 --out benchmarks/results/unlearn.json
