@@ -199,7 +199,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hma-lr", type=float, default=0.05, help="HMA: Adam lr on the group logits (LMFlow's 2e-5 "
                    "barely moves them in one epoch of a small file)")
     p.add_argument("--throughput-pairs", type=int, default=64, help="pairs for the train policy vs TRL timing")
-    p.add_argument("--skip", default="", help="comma-separated phases to skip: dpo,simpo,rsf,average,hma,throughput")
+    p.add_argument("--skip", default="", help="comma-separated phases to skip: base,dpo,simpo,rsf,average,hma,throughput (base is measured "
+                   "whenever an aligned policy is)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script end to end")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -222,8 +223,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                               "threads": torch.get_num_threads(), "points": {}}
     points = report["points"]
-    points["base"] = measure("base", base_dir, data, args, None)
-    base_gold = points["base"]["gold_per_prompt"]
+    aligned = {"dpo", "simpo", "rsf"} - skip
+    base_gold: list[float] = []
+    if aligned or "base" not in skip:  # the reference point of every comparison
+        points["base"] = measure("base", base_dir, data, args, None)
+        base_gold = points["base"]["gold_per_prompt"]
     if "dpo" not in skip:
         report["dpo_training"] = train_summary(train_policy_run("dpo", data["pairs"], workdir / "dpo", args))
         points["dpo"] = measure("dpo", str(workdir / "dpo"), data, args, base_gold)
