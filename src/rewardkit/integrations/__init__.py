@@ -1,10 +1,12 @@
-"""Reward functions that RL trainers load by file path, backed by a running ``rewardkit serve``.
+"""Reward functions for RL trainers.
 
 - :mod:`rewardkit.integrations.verl`: ``compute_score`` (sync), ``compute_score_async`` and
   ``compute_score_batch`` for verl's ``custom_reward_function``;
-- :mod:`rewardkit.integrations.openrlhf`: ``reward_func`` for OpenRLHF's ``--remote_rm_url <file>.py``.
+- :mod:`rewardkit.integrations.openrlhf`: ``reward_func`` for OpenRLHF's ``--remote_rm_url <file>.py``;
+- :mod:`rewardkit.integrations.trl`: ``reward_function(spec)`` for TRL's ``GRPOTrainer(reward_funcs=...)``,
+  scoring in-process with any scorer spec (or ``remote_reward_function(url)`` through a server).
 
-Both find the server from their keyword arguments or, failing that, the environment:
+verl and OpenRLHF's functions are backed by a running ``rewardkit serve``; they find the server from their keyword arguments or, failing that, the environment:
 ``REWARDKIT_URL`` (comma-separated for several servers; default ``http://127.0.0.1:8000``) and
 ``REWARDKIT_API_KEY_FILE`` (or ``REWARDKIT_API_KEY``). Clients are cached per process (and per event
 loop for the async function), so connections are reused across calls.
