@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +38,19 @@ def run_json_main(run: Callable[[Any, Path], dict[str, Any]], args: Any, *, pref
         args.out.write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every non-empty line of a jsonl file (``.gz`` read compressed) as a dict."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write ``rows`` as jsonl (folders created); returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path

@@ -26,7 +26,6 @@ Prints one JSON object (progress on stderr) and writes ``policy.png`` next to ``
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import time
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from _common import run_json_main
+from _common import read_jsonl, run_json_main, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 IFEVAL = ROOT / "src" / "rewardkit" / "resources" / "ifeval_lite"
@@ -46,20 +45,6 @@ HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
 
 def log(message: str) -> None:
     print(f"[policy] {message}", file=sys.stderr, flush=True)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
 
 
 # ------------------------------------------------------------------------------------------ data

@@ -38,7 +38,6 @@ Prints one JSON object (progress on stderr) and writes ``unlearn.png`` next to `
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -49,7 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from _common import run_json_main
+from _common import read_jsonl, run_json_main, write_jsonl
 
 # method name -> (registered loss, extra --set overrides)
 METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -64,19 +63,6 @@ METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def log(message: str) -> None:
     print(f"[unlearn] {message}", file=sys.stderr, flush=True)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
 
 
 # ------------------------------------------------------------------------------------------ data
