@@ -3,17 +3,16 @@ two processes vs one, and the saved folder vs plain transformers."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from rewardkit.cli import main
+from invariance import assert_same as _assert_same
+from invariance import assert_trained as _assert_trained
+from invariance import one_and_two_processes
 from rewardkit.train.config import RewardTrainConfig
 from rewardkit.train.reward import train_reward_model
 from tiny_models import tiny_bert, write_pairs
@@ -38,15 +37,8 @@ def _train(backbone: Path, data: Path, out: Path, **kw: object) -> dict[str, tor
     return load_file(out / "model.safetensors")
 
 
-def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 1e-5) -> None:
-    assert a.keys() == b.keys()
-    worst = max((a[k] - b[k]).abs().max().item() for k in a)
-    assert worst <= atol, f"weights differ by {worst}"
 
 
-def _assert_trained(a: dict[str, torch.Tensor], start: Path) -> None:
-    init = load_file(start / "model.safetensors")
-    assert (a["classifier.weight"] - init["classifier.weight"]).abs().max().item() > 1e-4
 
 
 def test_resume_continues_to_the_same_result(setup: tuple[Path, Path], tmp_path: Path) -> None:
@@ -86,13 +78,7 @@ def test_two_processes_match_one(setup: tuple[Path, Path], tmp_path: Path) -> No
     backbone, data = setup
     args = ["train", "rm", "--data", str(data), "--model", str(backbone), "--max-steps", "3", "--lr", "0.5",
             "--adam-epsilon", "1.0", "--warmup-ratio", "0", "--max-length", "64", "--seed", "3", "--logging-steps", "1"]
-    assert main([*args, "--batch-size", "4", "--out", str(tmp_path / "one")]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "rewardkit.cli", *args, "--batch-size", "2", "--out", str(tmp_path / "two")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    one, two = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    one, two = one_and_two_processes(args, tmp_path, 29517)
     _assert_trained(one, backbone)
     _assert_same(one, two)
     import json

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from invariance import assert_same as _assert_same
+from invariance import assert_trained as _assert_trained
+from invariance import logged_rows as _logged
+from invariance import one_and_two_processes
 from rewardkit.cli import main
 from rewardkit.models.causal_lm import naive_sequence_kl, response_mask_from_starts, right_pad, sequence_kl
 from rewardkit.train.unlearn import UnlearnTrainConfig, pick_templates, train_unlearn
@@ -51,20 +52,10 @@ def _train(setup: tuple[Path, Path, Path], out: Path, **kw: Any) -> tuple[dict[s
     return load_file(out / "model.safetensors"), _logged(out)
 
 
-def _logged(out: Path, split: str = "train") -> list[dict[str, Any]]:
-    rows = map(json.loads, (out / "logs" / "metrics.jsonl").read_text().splitlines())
-    return [r for r in rows if r["split"] == split]
 
 
-def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 1e-5) -> None:
-    assert a.keys() == b.keys()
-    worst = max((a[k] - b[k]).abs().max().item() for k in a)
-    assert worst <= atol, f"weights differ by {worst}"
 
 
-def _assert_trained(a: dict[str, torch.Tensor], start: Path) -> None:
-    init = load_file(start / "model.safetensors")
-    assert max((a[k] - init[k]).abs().max().item() for k in init) > 1e-4
 
 
 def _chat_ids(tok: Any, prompt: str, response: str) -> tuple[list[int], int]:
@@ -223,13 +214,7 @@ def test_two_processes_match_one(setup: Any, tmp_path: Path) -> None:
     args = ["train", "unlearn", "--loss", "npo", "--forget", str(forget), "--retain", str(retain), "--model",
             str(model), "--max-steps", "3", "--lr", "0.5", "--adam-epsilon", "1.0", "--warmup-ratio", "0",
             "--max-length", "64", "--seed", "3", "--logging-steps", "1", "--set", "loss.retain=kl"]
-    assert main([*args, "--batch-size", "4", "--out", str(tmp_path / "one")]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537",
-           "-m", "rewardkit.cli", *args, "--batch-size", "2", "--out", str(tmp_path / "two")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    one, two = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    one, two = one_and_two_processes(args, tmp_path, 29537)
     _assert_trained(one, model)
     _assert_same(one, two)
     for key in ("loss", "forget_loss", "retain_loss"):
