@@ -1,0 +1,114 @@
+"""Decontamination against benchmark and eval files: prompt n-gram overlap and exact response matches.
+
+A benchmark file is read with rewardkit's own benchmark readers (:mod:`rewardkit.eval.benchmarks`), so
+any file ``rewardkit eval`` reads can be used; ``auto`` picks the reader from the first record's fields
+(:func:`detect_benchmark`). The index keeps only 8-byte digests (see :mod:`rewardkit.curate.normalize`):
+
+- every word ``n``-gram of every benchmark prompt (normalised text of all its messages);
+- every whole normalised benchmark prompt (a prompt shorter than ``n`` words has no n-gram, so it can
+  only match whole);
+- every normalised benchmark response.
+
+A training pair is contaminated when its prompt shares one ``n``-gram with a benchmark prompt, or equals
+one whole, or when its chosen or rejected response equals a benchmark response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rewardkit.curate.normalize import digest, messages_text, normalize, word_ngrams
+from rewardkit.data.formats import DataError, iter_records
+from rewardkit.errors import InputError, OptionError
+
+BENCHMARK_FORMATS = ("auto", "pairs", "rewardbench", "rewardbench2", "rmb", "rmbench")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Where a contaminated pair matched: the benchmark file, the item's uid and the rule
+    (``prompt_ngram``, ``prompt_exact`` or ``response_exact``)."""
+
+    file: str
+    uid: str
+    rule: str
+
+
+def detect_benchmark(path: str) -> str:
+    """The benchmark reader for ``path`` from its first record's fields: ``conversation_input`` -> rmb;
+    ``chosen`` a list of strings -> rewardbench2 (with ``num_correct`` or ``subset``) else rmbench; a
+    string ``prompt`` with ``subset`` -> rewardbench; anything else -> pairs. A folder that is not a
+    ``datasets`` folder is RMB's release layout."""
+    p = Path(path)
+    if p.is_dir() and not any((p / n).is_file() for n in ("state.json", "dataset_dict.json")):
+        return "rmb"
+    for _, record in iter_records(path):
+        if isinstance(record, DataError):
+            raise record
+        chosen = record.get("chosen")
+        if "conversation_input" in record:
+            return "rmb"
+        if isinstance(chosen, list) and chosen and all(isinstance(c, str) for c in chosen):
+            return "rewardbench2" if ("num_correct" in record or "subset" in record) else "rmbench"
+        if isinstance(record.get("prompt"), str) and isinstance(chosen, str) and "subset" in record:
+            return "rewardbench"
+        return "pairs"
+    raise InputError(f"{path}: no records")
+
+
+class BenchmarkIndex:
+    """Digests of benchmark prompts' n-grams, whole prompts and responses, each to its first :class:`Hit`."""
+
+    def __init__(self, n: int) -> None:
+        if n < 1:
+            raise OptionError(f"--ngram must be at least 1, got {n}")
+        self.n = n
+        self.ngrams: dict[int, tuple[str, str]] = {}
+        self.prompts: dict[int, tuple[str, str]] = {}
+        self.responses: dict[int, tuple[str, str]] = {}
+        self.items = 0
+
+    def add(self, file: str, uid: str, prompt: str, responses: Sequence[str]) -> None:
+        """Index one benchmark item (texts as read; normalised here)."""
+        self.items += 1
+        words = normalize(prompt).split(" ")
+        self.prompts.setdefault(digest(" ".join(words)), (file, uid))
+        for gram in word_ngrams(words, self.n):
+            self.ngrams.setdefault(digest(gram), (file, uid))
+        for r in responses:
+            self.responses.setdefault(digest(normalize(r)), (file, uid))
+
+    def match(self, prompt: str, responses: Sequence[str]) -> Hit | None:
+        """The first rule a training pair breaks (prompt n-gram, whole prompt, response), or None."""
+        words = normalize(prompt).split(" ")
+        for gram in word_ngrams(words, self.n):
+            hit = self.ngrams.get(digest(gram))
+            if hit:
+                return Hit(*hit, "prompt_ngram")
+        hit = self.prompts.get(digest(" ".join(words)))
+        if hit:
+            return Hit(*hit, "prompt_exact")
+        for r in responses:
+            hit = self.responses.get(digest(normalize(r)))
+            if hit:
+                return Hit(*hit, "response_exact")
+        return None
+
+
+def build_index(files: Sequence[str], *, fmt: str = "auto", n: int = 13) -> BenchmarkIndex:
+    """Read every benchmark file (``fmt``: one of :data:`BENCHMARK_FORMATS`) into one index."""
+    from rewardkit.eval.benchmarks import get_benchmark
+
+    if fmt not in BENCHMARK_FORMATS:
+        raise OptionError(f"--decontaminate-format must be one of {', '.join(BENCHMARK_FORMATS)}, got {fmt!r}")
+    index = BenchmarkIndex(n)
+    for file in files:
+        if not Path(file).exists():
+            raise InputError(f"{file}: no such file or folder")
+        name = detect_benchmark(file) if fmt == "auto" else fmt
+        result = get_benchmark(name).read(file)
+        for item in result.items:
+            index.add(file, item.uid, messages_text(item.prompt), [messages_text(r) for r in item.responses])
+    return index
