@@ -1,4 +1,4 @@
-"""``rewardkit data check | convert | synth``."""
+"""``rewardkit data check | convert | synth`` (and ``curate``, in :mod:`rewardkit.cli.curate`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from rewardkit.cli.common import EXIT_BAD_INPUT, command
+from rewardkit.cli.curate import add_command as add_curate_command
 
 FACTS_DEFAULT_PEOPLE = 40  # rewardkit data synth --task fictitious-facts without --n
 FORGET_FRACTION = 0.1
@@ -59,6 +60,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--samples-file", default=IFEVAL_ONLY["samples_file"],
                    help="ifeval-lite only: samples.jsonl of an earlier run with the same prompts and sampling "
                    "settings: remake the edits, twins and split from it without sampling again")
+    add_curate_command(dsub)
 
 
 def _run_check(args: argparse.Namespace) -> int:
