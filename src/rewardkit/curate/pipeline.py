@@ -55,6 +55,7 @@ from rewardkit.errors import OptionError
 
 NO_GROUP = "(none)"
 MAX_EXAMPLES = 3  # examples per reason in the report
+CHUNK = 512  # records per batch of the per-record steps (near dedup hashes a chunk at once)
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,12 @@ def _check_scorer(config: CurateConfig, scorer: Any) -> None:
 # ----------------------------------------------------------------------------- pass 1
 
 
+Removal = tuple[str, str, dict[str, Any]]  # (step, reason, detail)
+
+
 class _Steps:
-    """The per-record steps, each with its own fixed-size index."""
+    """The per-record steps, each with its own fixed-size index, run over a chunk of records at a time
+    (in input order, so keep-first holds across and within chunks)."""
 
     def __init__(self, config: CurateConfig, index: BenchmarkIndex | None) -> None:
         self.config, self.index = config, index
@@ -154,30 +159,37 @@ class _Steps:
         self.near = NearDedup(threshold=config.near_threshold, num_perm=config.num_perm, seed=config.seed + 1) \
             if "near" in config.dedup else None
 
-    def run(self, ex: PreferenceExample, line: int, seconds: Counter) -> tuple[str, str, dict[str, Any]] | None:
-        """``(step, reason, detail)`` of the first step that removes the pair, or None."""
-        prompt, chosen, rejected = (messages_text(m) for m in (ex.prompt, ex.chosen, ex.rejected))
+    def run(self, chunk: list[tuple[PreferenceExample, int]], seconds: Counter) -> list[Removal | None]:
+        """``(step, reason, detail)`` of the first step that removes each pair of ``chunk`` (pairs with their
+        source lines), or None for a survivor."""
+        texts = [tuple(messages_text(m) for m in (ex.prompt, ex.chosen, ex.rejected)) for ex, _ in chunk]
+        lines = [line for _, line in chunk]
+        out: list[Removal | None] = [None] * len(chunk)
         if self.exact is not None:
             t = time.perf_counter()
-            key = pair_key(prompt, chosen, rejected) if self.config.dedup_scope == "pair" else normalize(prompt)
-            first = self.exact.check(digest(key), line)
+            for k, (prompt, chosen, rejected) in enumerate(texts):
+                key = pair_key(prompt, chosen, rejected) if self.config.dedup_scope == "pair" else normalize(prompt)
+                first = self.exact.check(digest(key), lines[k])
+                if first is not None:
+                    out[k] = ("dedup_exact", "exact_duplicate", {"duplicate_of": first})
             seconds["dedup_exact"] += time.perf_counter() - t
-            if first is not None:
-                return "dedup_exact", "exact_duplicate", {"duplicate_of": first}
         if self.near is not None:
             t = time.perf_counter()
-            first = self.near.check(shingles(f"{prompt}\n{chosen}\n{rejected}", self.config.shingle), line)
+            todo = [k for k in range(len(chunk)) if out[k] is None]
+            sets = [shingles("\n".join(texts[k]), self.config.shingle) for k in todo]
+            for k, first in zip(todo, self.near.check_many(sets, [lines[k] for k in todo]), strict=True):
+                if first is not None:
+                    out[k] = ("dedup_near", "near_duplicate", {"duplicate_of": first})
             seconds["dedup_near"] += time.perf_counter() - t
-            if first is not None:
-                return "dedup_near", "near_duplicate", {"duplicate_of": first}
         if self.index is not None:
             t = time.perf_counter()
-            hit = self.index.match(prompt, (chosen, rejected))
+            for k in (k for k in range(len(chunk)) if out[k] is None):
+                hit = self.index.match(texts[k][0], texts[k][1:])
+                if hit is not None:
+                    out[k] = ("decontaminate", "contaminated", {"benchmark_file": hit.file,
+                                                                "benchmark_uid": hit.uid, "rule": hit.rule})
             seconds["decontaminate"] += time.perf_counter() - t
-            if hit is not None:
-                return "decontaminate", "contaminated", {"benchmark_file": hit.file, "benchmark_uid": hit.uid,
-                                                         "rule": hit.rule}
-        return None
+        return out
 
 
 def source_line(loc: Location) -> int:
@@ -219,7 +231,8 @@ def _bars(config: CurateConfig) -> dict[str, Any]:
 
 def _first_pass(path: str, config: CurateConfig, state: _State, index: BenchmarkIndex | None, scorer: Any) -> None:
     steps, bars = _Steps(config, index), _bars(config)
-    pending: list[tuple[int, PreferenceExample]] = []
+    chunk: list[tuple[int, Any, PreferenceExample, int]] = []  # (record index, raw record, example, line)
+    pending: list[tuple[int, PreferenceExample]] = []  # survivors waiting for the scorer
     t_read = time.perf_counter()
     for i, (loc, record) in enumerate(iter_records(path)):
         state.fate.append(0)
@@ -230,20 +243,10 @@ def _first_pass(path: str, config: CurateConfig, state: _State, index: Benchmark
                 raise ex
             state.remove(i, "invalid", "invalid", error=str(ex))
             continue
-        c_len, r_len = _lengths(ex)
-        state.before["longer" if c_len > r_len else "shorter" if c_len < r_len else "equal"] += 1
-        removed = steps.run(ex, source_line(loc), state.seconds)
-        for s in ("dedup_exact", "dedup_near", "decontaminate"):
-            if s in bars and (removed is None or STEPS.index(s) <= STEPS.index(removed[0])):
-                bars[s].update()
-        if removed is not None:
-            state.remove(i, removed[0], removed[1], **removed[2])
-            continue
-        _add_survivor(state, i, c_len, r_len, group_of(record, config.per))
-        if scorer is not None:
-            pending.append((len(state.idx) - 1, ex))
-            if len(pending) >= config.score_batch:
-                _score(scorer, pending, state, bars["filter"])
+        chunk.append((i, record, ex, source_line(loc)))
+        if len(chunk) >= CHUNK:
+            _run_chunk(chunk, steps, state, bars, config, scorer, pending)
+    _run_chunk(chunk, steps, state, bars, config, scorer, pending)
     if scorer is not None and pending:
         _score(scorer, pending, state, bars["filter"])
     for bar in bars.values():
@@ -251,6 +254,29 @@ def _first_pass(path: str, config: CurateConfig, state: _State, index: Benchmark
     if not state.fate:
         raise no_records_error(path)
     state.seconds["read"] += time.perf_counter() - t_read - sum(state.seconds[s] for s in STEPS)
+
+
+def _run_chunk(chunk: list[tuple[int, Any, PreferenceExample, int]], steps: _Steps, state: _State,
+               bars: dict[str, Any], config: CurateConfig, scorer: Any,
+               pending: list[tuple[int, PreferenceExample]]) -> None:
+    """Run the per-record steps over ``chunk`` (then empty it); survivors become columns, and are scored
+    ``config.score_batch`` at a time when a scorer filters."""
+    results = steps.run([(ex, line) for _, _, ex, line in chunk], state.seconds)
+    for (i, record, ex, _), removed in zip(chunk, results, strict=True):
+        c_len, r_len = _lengths(ex)
+        state.before["longer" if c_len > r_len else "shorter" if c_len < r_len else "equal"] += 1
+        for s in ("dedup_exact", "dedup_near", "decontaminate"):
+            if s in bars and (removed is None or STEPS.index(s) <= STEPS.index(removed[0])):
+                bars[s].update()
+        if removed is not None:
+            state.remove(i, *removed[:2], **removed[2])
+            continue
+        _add_survivor(state, i, c_len, r_len, group_of(record, config.per))
+        if scorer is not None:
+            pending.append((len(state.idx) - 1, ex))
+            if len(pending) >= config.score_batch:
+                _score(scorer, pending, state, bars["filter"])
+    chunk.clear()
 
 
 def _add_survivor(state: _State, i: int, c_len: int, r_len: int, group: str) -> None:
