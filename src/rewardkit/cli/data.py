@@ -15,6 +15,15 @@ FORGET_FRACTION = 0.1
 # options of `data synth` that only --task ifeval-lite uses, with their defaults
 IFEVAL_ONLY: dict[str, Any] = {"model": "smollm2-135m", "samples_per_prompt": 6, "max_new_tokens": 64,
                                "samples_file": None}
+STEP_TASKS_DEFAULT_N = 1000  # rewardkit data synth --task mused | two-hop without --n
+# every task-specific option of `data synth`: its default, and the tasks that take it (others refuse it, exit 2)
+SYNTH_OPTIONS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    **{flag: (default, ("ifeval-lite",)) for flag, default in IFEVAL_ONLY.items()},
+    "forget_fraction": (FORGET_FRACTION, ("fictitious-facts",)),
+    "depth": (None, ("mused",)),
+    "distractors": (None, ("mused", "two-hop")),
+    "n": (None, ("ifeval-lite", "fictitious-facts", "mused", "two-hop")),
+}
 
 
 def add_commands(sub: Any) -> None:
@@ -36,21 +45,36 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--task", default="ifeval-lite",
                    help="synthetic task name: ifeval-lite (verifiable preference pairs) or fictitious-facts (an "
                    "unlearning set of invented people: forget.jsonl, retain.jsonl, all.jsonl, general.jsonl, "
-                   "manifest.json; no model needed, instant)")
+                   "manifest.json; no model needed, instant); step-level tasks with gold proofs and step "
+                   "verifiers (train.jsonl, test.jsonl, stepwise.jsonl in TRL's stepwise format, "
+                   "first_error.jsonl ProcessBench-style, manifest.json; instant): mused (multi-step deduction "
+                   "from modus ponens, syllogism, contraposition, disjunctive syllogism; --depth, "
+                   "--distractors), two-hop (\"A's X is B\", \"B's Y is C\", \"Who is A's X's Y?\"; "
+                   "--distractors), math-champ (the 270 CHAMP problems and 540 model solutions with "
+                   "first-wrong-step labels from the champ-dataset package)")
     p.add_argument("--n", type=int, default=None,
                    help="ifeval-lite: number of prompts, two per family (unset: 320, which remakes the shipped set: "
                    "about 25-50 minutes on 2 CPU cores; --n 40 for a quick look); fictitious-facts: number of "
-                   f"invented people, 10 facts each (unset: {FACTS_DEFAULT_PEOPLE})")
+                   f"invented people, 10 facts each (unset: {FACTS_DEFAULT_PEOPLE}); mused, two-hop: number of "
+                   f"problems (unset: {STEP_TASKS_DEFAULT_N}); not for math-champ")
+    p.add_argument("--depth", default=None,
+                   help="mused only: proof steps per problem, MIN-MAX or one number, 1-6 (unset: 1-6, uniform)")
+    p.add_argument("--distractors", type=int, default=None,
+                   help="mused, two-hop only: distracting premises per problem, exactly K (unset: 0; mused up "
+                   "to 12, two-hop up to 16)")
     p.add_argument("--forget-fraction", type=float, default=FORGET_FRACTION,
                    help="fictitious-facts only: share of the people (at least one, never all) whose facts go to "
                    "forget.jsonl")
     p.add_argument("--out", required=True,
                    help="output folder (ifeval-lite: train.jsonl, test.jsonl, candidates.jsonl, "
                    "objectives_{train,test}.jsonl.gz, manifest.json with the shortcut audit, samples.jsonl; "
-                   "fictitious-facts: forget.jsonl, retain.jsonl, all.jsonl, general.jsonl, manifest.json)")
+                   "fictitious-facts: forget.jsonl, retain.jsonl, all.jsonl, general.jsonl, manifest.json; "
+                   "mused, two-hop, math-champ: train.jsonl, test.jsonl, stepwise.jsonl, first_error.jsonl, "
+                   "manifest.json)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed (ifeval-lite: of the prompts, every sample, the edits, twins and split; "
-                   "fictitious-facts: of the names, facts, wrong answers and the split)")
+                   "fictitious-facts: of the names, facts, wrong answers and the split; mused, two-hop: of the "
+                   "problems, corruptions and split; math-champ: of the split only)")
     p.add_argument("--model", default=IFEVAL_ONLY["model"],
                    help="ifeval-lite only: instruct model that writes the responses")
     p.add_argument("--samples-per-prompt", type=int, default=IFEVAL_ONLY["samples_per_prompt"],
@@ -109,17 +133,44 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_other_tasks_options(args: argparse.Namespace) -> None:
+    from rewardkit.errors import OptionError
+
+    for flag, (default, tasks) in SYNTH_OPTIONS.items():
+        if args.task not in tasks and getattr(args, flag) != default:
+            raise OptionError(f"--{flag.replace('_', '-')} applies to --task {', '.join(tasks)} only")
+
+
+def _run_step_task(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    n = STEP_TASKS_DEFAULT_N if args.n is None else args.n
+    distractors = 0 if args.distractors is None else args.distractors
+    if args.task == "mused":
+        from rewardkit.synth.mused import parse_depth, write_mused
+
+        depth = parse_depth("1-6" if args.depth is None else args.depth)
+        return write_mused(Path(args.out), n, depth=depth, distractors=distractors, seed=args.seed)
+    if args.task == "two-hop":
+        from rewardkit.synth.two_hop import write_two_hop
+
+        return write_two_hop(Path(args.out), n, distractors=distractors, seed=args.seed)
+    from rewardkit.synth.champ import write_champ
+
+    return write_champ(Path(args.out), seed=args.seed)
+
+
 def _run_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rewardkit.errors import OptionError
-
+    _refuse_other_tasks_options(args)
+    if args.task in ("mused", "two-hop", "math-champ"):
+        print(_run_step_task(args))
+        print(f"wrote {args.out}")
+        return 0
     if args.task == "fictitious-facts":
         from rewardkit.synth.facts import write_fictitious_facts
 
-        for flag, default in IFEVAL_ONLY.items():
-            if getattr(args, flag) != default:
-                raise OptionError(f"--{flag.replace('_', '-')} applies to --task ifeval-lite only")
         facts = write_fictitious_facts(Path(args.out), FACTS_DEFAULT_PEOPLE if args.n is None else args.n,
                                        forget_fraction=args.forget_fraction, seed=args.seed)
         print(facts)
@@ -127,8 +178,6 @@ def _run_synth(args: argparse.Namespace) -> int:
         return 0
     from rewardkit.synth import synthesize
 
-    if args.forget_fraction != FORGET_FRACTION:
-        raise OptionError("--forget-fraction applies to --task fictitious-facts only")
     n_prompts = 320 if args.n is None else args.n
     result = synthesize(task=args.task, n_prompts=n_prompts, out_dir=Path(args.out), seed=args.seed,
                         model=args.model,
