@@ -53,6 +53,26 @@ class ScoreOutput:
             return None
         return {name: float(v) for name, v in zip(self.objective_names, self.weights[i], strict=True)}
 
+    @classmethod
+    def concat(cls, parts: Sequence[ScoreOutput]) -> ScoreOutput:
+        """The items of ``parts`` one after another (all with the same optional fields and objective names)."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+
+        def cat(name: str) -> np.ndarray | None:
+            values = [getattr(part, name) for part in parts]
+            if all(v is None for v in values):
+                return None
+            if any(v is None for v in values):
+                raise ValueError(f"some parts have {name} and some do not")
+            return np.concatenate(values)
+
+        names = {part.objective_names for part in parts}
+        if len(names) > 1:
+            raise ValueError(f"parts name different objectives: {sorted(names)}")
+        return cls(cat("rewards"), cat("truncated"), cat("objectives"), parts[0].objective_names,  # type: ignore[arg-type]
+                   cat("uncertainty"), cat("weights"))
+
     def select(self, index: Sequence[int] | np.ndarray) -> ScoreOutput:
         """The items at ``index``, in that order."""
         idx = np.asarray(index, dtype=np.int64)

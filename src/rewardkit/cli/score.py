@@ -17,7 +17,8 @@ from rewardkit.cli.common import (
 def add_commands(sub: Any) -> None:
     p = command(sub, "score", "score a file of pairs (any supported format) or prompt/completion rows with any "
                 "scorer; output keeps input order and every field, adding chosen_score/rejected_score or score "
-                "(and objectives / uncertainty when the scorer has them)", _run)
+                "(and objectives / uncertainty when the scorer has them); under torchrun / accelerate launch each process "
+                "scores a shard and the first writes the output, identical to one process", _run)
     p.add_argument("--model", required=True, help="scorer: a reward model folder (rewardkit or any HF "
                    "sequence-classification RM) or rm:PATH; dpo:POLICY (with --ref-model or --ref-free); "
                    "judge:MODEL (pairs only); direction:RM#name=w,...; verifier (checks each row's "
@@ -44,7 +45,10 @@ def _run(args: argparse.Namespace) -> int:
                          batch_tokens=args.batch_tokens, ref_model=args.ref_model, ref_free=args.ref_free,
                          sandbox=sandbox_limits(args), pessimism=args.pessimism)
     r = score_file(args.model, args.data, args.out, options=opts, skip_invalid=args.skip_invalid)
-    print(f"scored {r.pairs} pairs and {r.completions} completions with {r.scorer} ({r.sequences} sequences, "
+    if not r.written:  # another process of a torchrun launch writes and reports
+        return 0
+    on = f" on {r.processes} processes" if r.processes > 1 else ""
+    print(f"scored {r.pairs} pairs and {r.completions} completions with {r.scorer}{on} ({r.sequences} sequences, "
           f"{r.sequences_per_s:.1f} seq/s); {r.truncated_sequences} records truncated; {r.invalid} invalid")
     print(f"wrote {r.out}")
     return 0

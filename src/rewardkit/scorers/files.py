@@ -15,6 +15,7 @@ import numpy as np
 from rewardkit.data.io import atomic_writer
 from rewardkit.errors import UnsupportedError
 from rewardkit.scorers import is_pairwise, pointwise_function
+from rewardkit.scorers.shards import Shard, current_shard, score_sharded
 from rewardkit.scoring import ScorerOptions, build_scorer
 from rewardkit.types import ScoreOutput
 
@@ -32,6 +33,8 @@ class ScoreFileResult:
     sequences: int
     truncated_sequences: int
     seconds: float
+    processes: int = 1
+    written: bool = True  # False on every process but the first under torchrun
 
     @property
     def sequences_per_s(self) -> float:
@@ -51,10 +54,16 @@ def score_file(spec: str, data: str, out: str, *, options: ScorerOptions | None 
     their references (constraints / answer / tests) from ``data`` itself unless ``options.items`` says
     otherwise. Lines keep input order. With ``skip_invalid`` an invalid record is written back with
     ``"error"`` set and null scores instead of stopping the run.
+
+    Under ``torchrun`` / ``accelerate launch`` each process scores every WORLD_SIZE-th item
+    (:mod:`rewardkit.scorers.shards`; ``device auto`` is each process's own GPU) and the first process writes
+    ``out``, identical to one process's.
     """
     from rewardkit.data.dataset import load_examples
 
     opts = options or ScorerOptions()
+    shard = current_shard(opts.device)
+    opts = dataclasses.replace(opts, device=shard.device(opts.device))
     if opts.items is None:
         opts = dataclasses.replace(opts, items=data)
     loaded = load_examples(data, kind="any", skip_invalid=skip_invalid)
@@ -67,28 +76,33 @@ def score_file(spec: str, data: str, out: str, *, options: ScorerOptions | None 
         if singles:
             raise UnsupportedError(f"{spec}: a pairwise judge compares two responses, but {data} has "
                                    f"{len(singles)} prompt/completion rows; give it preference pairs")
-        extras = _judge_pairs(scorer, rows, pairs)
+        extras = _judge_pairs(scorer, rows, pairs, shard)
         sequences = len(pairs) * 2
     else:
-        extras, sequences = _pointwise(pointwise_function(scorer), rows, pairs, singles)
+        extras, sequences = _pointwise(pointwise_function(scorer), rows, pairs, singles, shard)
     seconds = time.perf_counter() - t0
-    _write_scored(data, out, extras)
+    if shard.is_main:
+        _write_scored(data, out, extras)
     cut = sum(bool(e.get("truncated")) for e in extras)
     return ScoreFileResult(out, getattr(scorer, "name", spec), len(pairs), len(singles), loaded.n_errors, sequences,
-                           cut, seconds)
+                           cut, seconds, shard.world, shard.is_main)
 
 
-def _pointwise(fn: Any, rows: dict[str, list[Any]], pairs: list[int], singles: list[int]
+def _pointwise(fn: Any, rows: dict[str, list[Any]], pairs: list[int], singles: list[int], shard: Shard
                ) -> tuple[list[dict[str, Any]], int]:
-    """Score every chosen response (and the rejected ones of pairs) in one call; per-record output fields."""
+    """Score every chosen response (and the rejected ones of pairs) in one call (this process's shard of
+    them); per-record output fields."""
     n = len(rows["prompt"])
     idx = list(range(n)) + pairs
     responses = rows["chosen"] + [rows["rejected"][i] for i in pairs]
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(idx), desc="score", unit="seq", dynamic_ncols=True) as bar:
-        out: ScoreOutput = fn([rows["prompt"][i] for i in idx], responses, [rows["conversational"][i] for i in idx],
-                              progress=bar.update)
+    def score(mine: np.ndarray) -> ScoreOutput:
+        with tqdm(total=len(mine), desc="score", unit="seq", dynamic_ncols=True, disable=not shard.is_main) as bar:
+            return fn([rows["prompt"][idx[k]] for k in mine], [responses[k] for k in mine],
+                      [rows["conversational"][idx[k]] for k in mine], progress=bar.update)
+
+    out = score_sharded(shard, len(idx), score)
     _check_finite(out.rewards)
     extras: list[dict[str, Any]] = [{} for _ in range(n)]
     pair_set = set(pairs)
@@ -115,9 +129,14 @@ def _fields(out: ScoreOutput, k: int, side: str | None) -> dict[str, Any]:
     return fields
 
 
-def _judge_pairs(judge: Any, rows: dict[str, list[Any]], pairs: Sequence[int]) -> list[dict[str, Any]]:
-    out = judge.compare([rows["prompt"][i] for i in pairs], [rows["chosen"][i] for i in pairs],
-                        [rows["rejected"][i] for i in pairs])
+def _judge_pairs(judge: Any, rows: dict[str, list[Any]], pairs: Sequence[int], shard: Shard
+                 ) -> list[dict[str, Any]]:
+    def compare(mine: np.ndarray) -> ScoreOutput:
+        chosen = [pairs[k] for k in mine]
+        return judge.compare([rows["prompt"][i] for i in chosen], [rows["chosen"][i] for i in chosen],
+                             [rows["rejected"][i] for i in chosen])
+
+    out = score_sharded(shard, len(pairs), compare)
     _check_finite(out.rewards)
     return [{"chosen_score": float(v) / 2, "rejected_score": -float(v) / 2, "truncated": bool(t)}
             for v, t in zip(out.rewards, out.truncated, strict=True)]
