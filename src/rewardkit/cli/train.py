@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from rewardkit.cli.common import add_config_flags, command, config_values
+from rewardkit.cli.common import add_config_flags, command, config_values, nested_help
 
 
 def add_commands(sub: Any) -> None:
@@ -27,6 +27,7 @@ def add_commands(sub: Any) -> None:
                     "gaussian (mean and std per objective; URM); same as --set head.kind=KIND")
     _add_policy_commands(tsub)
     _add_unlearn_command(tsub)
+    _add_ssrm_command(tsub)
 
 
 def _add_policy_commands(tsub: Any) -> None:
@@ -80,20 +81,31 @@ def add_train_command(tsub: Any, name: str, help: str, cls: type, run: Callable[
 
     def handler(args: argparse.Namespace) -> int:
         from rewardkit.errors import OptionError
-        from rewardkit.train.config import load_config
 
-        cfg = load_config(cls, args.config, config_values(args, cls), args.overrides)
+        cfg = parse_train_config(args, cls)
         if not cfg.data:
             raise OptionError("--data is required (or set `data:` in --config)")
         return run(cfg)
 
     p = command(tsub, name, help, handler, argparse.HelpFormatter)
+    add_train_options(p, cls)
+    return p
+
+
+def add_train_options(p: argparse.ArgumentParser, cls: type) -> None:
+    """The option block every training command shares: ``--config``, ``--set`` and one flag per field of ``cls``."""
     p.add_argument("--config", help="YAML file of settings (flags and --set override it)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set lr=1e-5 --set loss.center_coef=0.01 --set lora.r=8 "
                    "--set head.kind=multi --set head.objectives=a,b")
     add_config_flags(p, cls)
-    return p
+
+
+def parse_train_config(args: argparse.Namespace, cls: type) -> Any:
+    """``cls`` from the options of :func:`add_train_options`: defaults < --config < flags < --set."""
+    from rewardkit.train.config import load_config
+
+    return load_config(cls, args.config, config_values(args, cls), args.overrides)
 
 
 def _run_train_rm(cfg: Any) -> int:
@@ -159,9 +171,8 @@ def _add_unlearn_command(tsub: Any) -> None:
 
     def handler(args: argparse.Namespace) -> int:
         from rewardkit.errors import OptionError
-        from rewardkit.train.config import load_config
 
-        cfg = load_config(UnlearnTrainConfig, args.config, config_values(args, UnlearnTrainConfig), args.overrides)
+        cfg = parse_train_config(args, UnlearnTrainConfig)
         if not cfg.forget:
             raise OptionError("--forget is required (or set `forget:` in --config)")
         return _run_train_unlearn(cfg)
@@ -185,4 +196,37 @@ def _run_train_unlearn(cfg: Any) -> int:
             line += f", retain answer prob {metrics['retain_answer_prob']:.4f} (NLL {metrics['retain_nll']:.3f})"
         print(line)
     print(f"wrote causal LM to {result.out_dir} (logs: {result.out_dir / 'logs'})")
+    return 0
+
+
+def _add_ssrm_command(tsub: Any) -> None:
+    from rewardkit.train.ssrm import SSRM_UNUSED, SsrmTrainConfig
+
+    def handler(args: argparse.Namespace) -> int:
+        return _run_train_ssrm(parse_train_config(args, SsrmTrainConfig))
+
+    p = command(
+        tsub, "ssrm", "semi-supervised reward modelling (SSRM): train a reward model on --labeled pairs (round 0), "
+        "then each round pseudo-label every --unlabeled pair with the last model, keep those with max(p, 1-p) > "
+        "--threshold oriented by the model's choice (chosen/rejected swapped where it prefers the second), and "
+        "retrain on labelled + kept pairs; every `train rm` option applies to each round. Writes the last round's "
+        "reward model to --out, ssrm.json (per round: pairs kept, swapped, pseudo-label accuracy when U's order "
+        "is known, held-out accuracy) and rounds/round-T/ (model, pseudo.jsonl, train.jsonl)",
+        handler, argparse.HelpFormatter, conflict_handler="resolve")
+    add_train_options(p, SsrmTrainConfig)
+    p.add_argument("--labeled", "--data", dest="data", default=None, metavar="FILE",
+                   help="labelled preference pairs L (any supported format); same as --data")
+    for action in p._actions:  # attribute-data and resume settings of `train rm` do not apply (refused if set)
+        if action.dest in SSRM_UNUSED:
+            action.help = argparse.SUPPRESS
+    p.epilog = ("nested settings (via --set): loss.name (a reward-model loss, default bt) and its settings "
+                "loss.KEY=VALUE; " + ", ".join(n for n in nested_help(SsrmTrainConfig) if n.startswith("lora.")))
+
+
+def _run_train_ssrm(cfg: Any) -> int:
+    from rewardkit.train.ssrm import describe_round, train_ssrm
+
+    result = train_ssrm(cfg, on_round=lambda record: print(describe_round(record), flush=True))
+    print(f"wrote reward model (round {cfg.rounds}) to {result.out_dir}; per-round report "
+          f"{result.out_dir / 'ssrm.json'}, rounds in {result.out_dir / 'rounds'}")
     return 0
