@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import words
+from curate_files import words
 
 from rewardkit.curate.dedup import ExactDedup, NearDedup, lsh_params
 from rewardkit.curate.normalize import digest, normalize, pair_key, shingles, word_ngrams

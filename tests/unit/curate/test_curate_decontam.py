@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import words, write_jsonl
+from curate_files import words, write_jsonl
 
 from rewardkit.curate.decontam import BenchmarkIndex, Hit, build_index, detect_benchmark
 from rewardkit.errors import InputError, OptionError
@@ -76,5 +76,5 @@ def test_bad_options_and_files(tmp_path: Path) -> None:
         BenchmarkIndex(0)
     with pytest.raises(OptionError, match="--decontaminate-format"):
         build_index([str(_rewardbench(tmp_path))], fmt="mmlu")
-    with pytest.raises(InputError, match="missing.jsonl: no such file"):
+    with pytest.raises(InputError, match=r"missing\.jsonl: no such file"):
         build_index([str(tmp_path / "missing.jsonl")])
