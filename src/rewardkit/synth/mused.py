@@ -344,8 +344,8 @@ def make_problem(problem_id: str, depth: int, distractors: int, rng: random.Rand
         new, steps = _hop(rule, chain[-2], chain[-1], atoms, rng)
         premises += new
         proof += steps
-    kinds = [k % 4 for k in range(distractors)]
-    rng.shuffle(kinds)
+    order = rng.sample(range(4), 4)  # every kind once before any repeats, in a seeded order
+    kinds = [order[k % 4] for k in range(distractors)]
     premises += [_distractor(k, chain, atoms, rng) for k in kinds]
     rng.shuffle(premises)
     target = chain[-1]

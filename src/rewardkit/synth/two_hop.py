@@ -100,8 +100,8 @@ def make_problem(problem_id: str, distractors: int, rng: random.Random) -> TwoHo
     fresh = people[3:]
     x, y = rng.sample(RELATIONS, 2)
     facts = [(a, x, b), (b, y, c)]
-    kinds = [k % 4 for k in range(distractors)]
-    rng.shuffle(kinds)
+    order = rng.sample(range(4), 4)  # every kind once before any repeats, in a seeded order
+    kinds = [order[k % 4] for k in range(distractors)]
     others = [r for r in RELATIONS if r not in (x, y)]
     for k in kinds:
         owner, value = fresh.pop(), fresh.pop()
