@@ -19,8 +19,9 @@ atoms, a dead end from a chain literal ("if L2, then D"), or a blocked rule towa
 
 :func:`check_solution` verifies a written solution step by step: the claim of each step (the longest tail of
 the sentence that parses as a proposition: a literal, "if A, then B", or "A or B") must follow from the premises
-and the earlier *valid* claims by the four rules (any number of applications: skipping steps is not an error);
-a step that claims nothing is right, one that claims a proposition the premises do not entail is wrong.
+and the earlier *valid* claims (:func:`entails`: the four rules applied any number of times, so skipping steps is
+not an error); a step that claims nothing is right, one that claims a proposition the premises do not entail is
+wrong. A claim is read off the sentence's tail, so "we cannot conclude that X" reads as claiming X.
 """
 
 from __future__ import annotations
