@@ -9,6 +9,7 @@ from typing import Any
 
 from rewardkit.cli.common import EXIT_BAD_INPUT, command
 from rewardkit.cli.curate import add_command as add_curate_command
+from rewardkit.cli.steps import add_commands as add_steps_commands
 
 FACTS_DEFAULT_PEOPLE = 40  # rewardkit data synth --task fictitious-facts without --n
 FORGET_FRACTION = 0.1
@@ -85,6 +86,7 @@ def add_commands(sub: Any) -> None:
                    help="ifeval-lite only: samples.jsonl of an earlier run with the same prompts and sampling "
                    "settings: remake the edits, twins and split from it without sampling again")
     add_curate_command(dsub)
+    add_steps_commands(dsub)
 
 
 def _run_check(args: argparse.Namespace) -> int:
