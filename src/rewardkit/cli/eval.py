@@ -76,6 +76,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
                      judge_both_orders=not args.judge_single_order, limit=args.limit, report=not args.no_report,
                      command=tuple(sys.argv))
     result, _ = run_eval(cfg)
+    from rewardkit.scorers.shards import current_shard
+
+    if not current_shard(cfg.device).is_main:  # under torchrun the first process writes and reports
+        return 0
     print_result(result)
     out = Path(args.out)
     print(f"wrote {out / 'results.json'}, {out / 'items.jsonl'}" + ("" if args.no_report else f", {out / 'report.html'}"))

@@ -10,6 +10,7 @@ over 3 of 4 domains is flagged incomplete). Writes ``results.json``, ``items.jso
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import json
@@ -44,6 +45,7 @@ from rewardkit.eval.results import (
 from rewardkit.eval.score_items import ItemScores, score_items
 from rewardkit.eval.stats import cluster_bootstrap, paired_difference, percentile_interval
 from rewardkit.scorers import ScorerOptions, build_scorer, scorer_identity
+from rewardkit.scorers.shards import current_shard
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ def run_eval(cfg: EvalConfig) -> tuple[EvalResult, list[ScoredModel]]:
     out = EvalResult(bench.name, bench.description, data_info(cfg, read, items, cov), settings(cfg), baselines,
                      tuple(results), tuple(paired_comparisons(results, scored, keys)), cfg.out, cov,
                      shortcuts_of(cfg, bench, items))
+    if not current_shard(cfg.device).is_main:  # under torchrun the first process writes
+        return out, scored
     write_outputs(out, items, scored)
     if cfg.report:
         from rewardkit.eval.report import write_report
@@ -125,11 +129,14 @@ def evaluate_model(spec: str, bench: Benchmark, items: Sequence[Item], cfg: Eval
     """Score ``items`` with one scorer and compute everything reported about it. The bootstrap resamples
     are regenerated from the seed for each model (not stored), so every model sees the same ones."""
     opts = cfg.scorer_options()
+    shard = current_shard(opts.device)
+    opts = dataclasses.replace(opts, device=shard.device(opts.device))
     scorer = build_scorer(spec, opts)
     identity = scorer_identity(scorer, opts)
-    cache = ScoreCache(cfg.cache, identity) if cfg.cache else None
+    # under torchrun the cache is off: every process must score the same chunks
+    cache = ScoreCache(cfg.cache, identity) if cfg.cache and shard.world == 1 else None
     try:
-        scored = score_items(scorer, items, cache=cache, desc=f"scoring {spec}")
+        scored = score_items(scorer, items, cache=cache, desc=f"scoring {spec}", shard=shard)
     finally:
         if cache is not None:
             cache.close()

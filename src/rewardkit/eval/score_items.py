@@ -22,6 +22,7 @@ from rewardkit.eval.benchmarks.base import Item
 from rewardkit.eval.cache import ScoreCache, stable_hash
 from rewardkit.scorers import is_pairwise, pointwise_function
 from rewardkit.scorers.judge import round_robin_scores
+from rewardkit.scorers.shards import Shard, score_sharded
 
 CHUNK = 512  # inputs per stored chunk: a killed run loses at most this much work
 
@@ -65,8 +66,10 @@ class _Unit:
 
 
 def score_items(scorer: Any, items: Sequence[Item], *, cache: ScoreCache | None = None, chunk: int = CHUNK,
-                desc: str = "score") -> ItemScores:
-    """Score every response of every item with ``scorer`` (pointwise or judge)."""
+                desc: str = "score", shard: Shard | None = None) -> ItemScores:
+    """Score every response of every item with ``scorer`` (pointwise or judge). With a ``shard`` of several
+    processes (torchrun), each process scores its share of every chunk and all get every score."""
+    shard = shard or Shard()
     t0 = time.perf_counter()
     pairwise = is_pairwise(scorer)
     units, index = _units(items, pairwise)
@@ -80,10 +83,11 @@ def score_items(scorer: Any, items: Sequence[Item], *, cache: ScoreCache | None 
     from tqdm.auto import tqdm
 
     with tqdm(total=len(keys), initial=cached, desc=desc, unit="cmp" if pairwise else "seq",
-              dynamic_ncols=True, leave=False) as bar:
+              dynamic_ncols=True, leave=False, disable=not shard.is_main) as bar:
         for start in range(0, len(missing), chunk):
             part = missing[start : start + chunk]
-            out = run([units[k] for k in part], bar.update)
+            out = score_sharded(shard, len(part), lambda mine, part=part: run([units[part[k]] for k in mine],
+                                                                              bar.update))
             rows = [(k, float(s), bool(t)) for k, s, t in zip(part, out.rewards, out.truncated, strict=True)]
             values.update({k: (s, t) for k, s, t in rows})
             new = {} if pairwise else _extras(out, part)

@@ -89,3 +89,28 @@ def test_score_under_torchrun_writes_what_one_process_writes(tmp_path: Path) -> 
         for key in ("chosen_score", "rejected_score", "score"):
             if key in x:
                 assert y[key] == pytest.approx(x[key], abs=1e-5)
+
+
+def test_eval_under_torchrun_reports_what_one_process_reports(tmp_path: Path) -> None:
+    rows = [{"prompt": f"q{i}", "chosen": " good " * (i % 4 + 1), "rejected": " bad " * (7 - i % 5)} for i in range(9)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    model = tiny_bert(tmp_path / "bert")
+    args = ["eval", "--model", str(model), "--data", str(data), "--device", "cpu", "--no-report", "--n-boot", "200"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29532",
+           "-m", "rewardkit.cli", *args, "--out", str(tmp_path / "two")]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("wrote") == 1
+    one = [json.loads(line) for line in (tmp_path / "one" / "items.jsonl").read_text().splitlines()]
+    two = [json.loads(line) for line in (tmp_path / "two" / "items.jsonl").read_text().splitlines()]
+    assert len(one) == len(two) == 9
+    for a, b in zip(one, two, strict=True):
+        assert b["uid"] == a["uid"]
+        (sa,), (sb,) = a["models"].values(), b["models"].values()
+        np.testing.assert_allclose(sb["scores"], sa["scores"], atol=1e-5)
+        assert sb["credit"] == sa["credit"]
+    acc = [json.loads((tmp_path / d / "results.json").read_text())["models"][0]["metrics"] for d in ("one", "two")]
+    assert acc[0] == acc[1]
