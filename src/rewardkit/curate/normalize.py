@@ -1,4 +1,4 @@
-"""Text keys for curation: one normalisation, fixed-size digests, word shingles and n-grams.
+"""Text keys for curation: one normalisation, fixed-size digests, word n-grams.
 
 Everything here is pure. A record's texts are never kept: the steps keep only the 8-byte digests these
 functions return (as Python ints), so memory grows by a fixed amount per record, not with its text.
@@ -43,13 +43,3 @@ def word_ngrams(words: Sequence[str], n: int) -> Iterator[str]:
     for i in range(len(words) - n + 1):
         yield " ".join(words[i:i + n])
 
-
-def shingles(text: str, n: int) -> set[bytes]:
-    """The distinct word ``n``-shingles of the normalised ``text`` as UTF-8 bytes (MinHash input); a text
-    shorter than ``n`` words is one shingle (itself), an empty text none."""
-    words = normalize(text).split(" ")
-    if words == [""]:
-        return set()
-    if len(words) < n:
-        return {" ".join(words).encode("utf-8")}
-    return {g.encode("utf-8") for g in word_ngrams(words, n)}

@@ -32,7 +32,7 @@ import numpy as np
 from rewardkit.curate.config import STEPS, CurateConfig
 from rewardkit.curate.decontam import BenchmarkIndex, build_index
 from rewardkit.curate.dedup import ExactDedup, NearDedup
-from rewardkit.curate.normalize import digest, messages_text, normalize, pair_key, shingles
+from rewardkit.curate.normalize import digest, messages_text, normalize, pair_key
 from rewardkit.curate.report import build_report, write_html
 from rewardkit.curate.select import (
     balance_drop,
@@ -156,7 +156,8 @@ class _Steps:
     def __init__(self, config: CurateConfig, index: BenchmarkIndex | None) -> None:
         self.config, self.index = config, index
         self.exact = ExactDedup() if "exact" in config.dedup else None
-        self.near = NearDedup(threshold=config.near_threshold, num_perm=config.num_perm, seed=config.seed + 1) \
+        self.near = NearDedup(threshold=config.near_threshold, num_perm=config.num_perm,
+                                shingle=config.shingle, seed=config.seed + 1) \
             if "near" in config.dedup else None
 
     def run(self, chunk: list[tuple[PreferenceExample, int]], seconds: Counter) -> list[Removal | None]:
@@ -167,17 +168,16 @@ class _Steps:
         out: list[Removal | None] = [None] * len(chunk)
         if self.exact is not None:
             t = time.perf_counter()
-            for k, (prompt, chosen, rejected) in enumerate(texts):
-                key = pair_key(prompt, chosen, rejected) if self.config.dedup_scope == "pair" else normalize(prompt)
-                first = self.exact.check(digest(key), lines[k])
+            keys = [digest(pair_key(*t) if self.config.dedup_scope == "pair" else normalize(t[0])) for t in texts]
+            for k, first in enumerate(self.exact.check_many(keys, lines)):
                 if first is not None:
                     out[k] = ("dedup_exact", "exact_duplicate", {"duplicate_of": first})
             seconds["dedup_exact"] += time.perf_counter() - t
         if self.near is not None:
             t = time.perf_counter()
             todo = [k for k in range(len(chunk)) if out[k] is None]
-            sets = [shingles("\n".join(texts[k]), self.config.shingle) for k in todo]
-            for k, first in zip(todo, self.near.check_many(sets, [lines[k] for k in todo]), strict=True):
+            joined = ["\n".join(texts[k]) for k in todo]
+            for k, first in zip(todo, self.near.check_many(joined, [lines[k] for k in todo]), strict=True):
                 if first is not None:
                     out[k] = ("dedup_near", "near_duplicate", {"duplicate_of": first})
             seconds["dedup_near"] += time.perf_counter() - t

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 from curate_files import words
 
-from rewardkit.curate.dedup import ExactDedup, NearDedup, lsh_params
-from rewardkit.curate.normalize import digest, normalize, pair_key, shingles, word_ngrams
+from rewardkit.curate.dedup import ExactDedup, NearDedup, lsh_params, shingle_hashes, word_hashes
+from rewardkit.curate.normalize import digest, normalize, pair_key, word_ngrams
 
 
 def test_normalize_folds_case_width_and_whitespace() -> None:
@@ -20,12 +21,9 @@ def test_digest_is_8_bytes_and_stable() -> None:
     assert 0 <= d < 2**64 and d == digest("hello world") and d != digest("hello  world")
 
 
-def test_word_ngrams_and_shingles() -> None:
+def test_word_ngrams() -> None:
     assert list(word_ngrams(["a", "b", "c", "d"], 3)) == ["a b c", "b c d"]
     assert list(word_ngrams(["a", "b"], 3)) == []
-    assert shingles("A b  C", 2) == {b"a b", b"b c"}
-    assert shingles("one two", 5) == {b"one two"}  # shorter than n: itself
-    assert shingles("   ", 5) == set()
 
 
 def test_exact_dedup_keeps_first_line() -> None:
@@ -48,8 +46,8 @@ def test_near_duplicate_one_word_changed_removed_at_08_kept_at_099() -> None:
     variant = base.replace("w100 ", "changed ")
     for threshold, num_perm, expected in ((0.8, 128, 1), (0.99, 512, None)):
         near = NearDedup(threshold=threshold, num_perm=num_perm, seed=1)
-        assert near.check(shingles(base, 5), 1) is None
-        assert near.check(shingles(variant, 5), 2) == expected
+        assert near.check(base, 1) is None
+        assert near.check(variant, 2) == expected
 
 
 def test_non_duplicate_below_threshold_kept() -> None:
@@ -57,5 +55,48 @@ def test_non_duplicate_below_threshold_kept() -> None:
     a = words(200, "w")
     b = " ".join([*a.split()[:100], *words(100, "x").split()])
     near = NearDedup(threshold=0.8, seed=1)
-    assert near.check_many([shingles(a, 5), shingles(b, 5), shingles(a, 5), set()], [1, 2, 3, 4]) == \
-        [None, None, 1, None]  # line 3 is a copy of line 1 in the same batch; an empty text is never a dup
+    assert near.check_many([a, b, a.upper(), "  "], [1, 2, 3, 4]) == [None, None, 1, None]  # line 3 is a copy of line 1 in the same batch; an empty text is never a dup
+
+
+def test_shingle_hashes_follow_word_runs() -> None:
+    w = word_hashes("A b  c d")  # normalised, then one CRC-32 per word
+    assert len(w) == 4 and (w == word_hashes("a B c D")).all()
+    s3 = shingle_hashes(w, 3)  # "a b c", "b c d"
+    assert len(s3) == 2 and s3[0] != s3[1]
+    assert (shingle_hashes(word_hashes("x a b c"), 3)[1:] == s3[:1]).all()  # same words, same hash
+    assert len(shingle_hashes(w, 9)) == 1  # shorter than n: one shingle
+    assert len(word_hashes("   ")) == 0
+
+
+def test_signature_is_the_minimum_over_shingles() -> None:
+    near = NearDedup(threshold=0.8, num_perm=16, seed=0)
+    x = np.array([3, 1 << 40, 77], dtype=np.uint64)
+    (sig,) = near.signatures([x])
+    # reference in Python integers: every (a·x + b) mod 2**64 >> 32 by hand, then the minimum
+    ref = [min(((int(a) * int(v) + int(b)) % 2**64) >> 32 for v in x)
+           for a, b in zip(near._a, near._b, strict=True)]
+    assert sig.tolist() == ref
+
+
+def test_key_index_keeps_first_across_merges() -> None:
+    from rewardkit.curate.dedup import KeyIndex
+
+    index = KeyIndex(merge_at=2)
+    keys = np.array([5, 2**63 + 1, 9], dtype=np.uint64)
+    assert index.search(keys).tolist() == [-1, -1, -1]
+    index.put(5, 1)
+    index.put(2**63 + 1, 2)
+    index.merge()  # 2 recent inserts: moved into the sorted arrays
+    index.put(9, 3)  # stays recent
+    found = index.search(keys).tolist()
+    assert found == [1, 2, -1]
+    assert [index.get(int(k), f) for k, f in zip(keys, found, strict=True)] == [1, 2, 3]
+    assert len(index) == 3 and index.nbytes == 32
+    index.merge(force=True)
+    assert index.search(keys).tolist() == [1, 2, 3]
+
+
+def test_exact_dedup_within_one_batch() -> None:
+    d = ExactDedup()
+    assert d.check_many([4, 5, 4, 4], [10, 11, 12, 13]) == [None, None, 10, 10]
+    assert d.check(5, 20) == 11
