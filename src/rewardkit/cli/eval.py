@@ -19,7 +19,10 @@ EPILOG = """scorers (--model, repeatable):
   dpo:MODEL          a DPO policy as an implicit RM (with --ref-model, or --ref-free avg|sum|norm)
   judge:MODEL        a generative judge: an instruct LM asked which response is better (A/B logits, both orders)
   length             dummy: longer response scores higher
-benchmarks (--benchmark): pairs, rewardbench, rewardbench2, rmb, rmbench
+  prm:DIR[#agg=A]    a process reward model (`rewardkit train prm`): reward = min (default), last or product
+                     of its steps' P(right), steps split at newlines
+benchmarks (--benchmark): pairs, rewardbench, rewardbench2, rmb, rmbench; first-error (a prm:DIR scorer on
+  ProcessBench-style rows: problem, steps, label = first wrong step or -1; --threshold)
 unlearning: `rewardkit eval unlearn --model LM --forget F --retain R --out DIR` (TOFU's metrics; see its --help)
 
 examples:
@@ -40,7 +43,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--data", required=True, help="benchmark file or folder in its published schema, or a hub "
                    "dataset name (loaded through `datasets`)")
     p.add_argument("--benchmark", default="pairs",
-                   help="benchmark whose rules to apply: pairs, rewardbench, rewardbench2, rmb, rmbench (default: pairs)")
+                   help="benchmark whose rules to apply: pairs, rewardbench, rewardbench2, rmb, rmbench, first-error "
+                   "(default: pairs)")
     p.add_argument("--out", required=True, help="output folder: results.json, items.jsonl, report.html")
     p.add_argument("--split", default=None, help="split of a hub dataset (default: the benchmark's published one)")
     p.add_argument("--max-length", type=int, default=None, help="max tokens per input (default: the model's own, "
@@ -64,9 +68,15 @@ def add_commands(sub: Any) -> None:
                    help="ask a judge each comparison once, in a seeded random A/B order (default: both orders)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items (a quick look)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--threshold", type=float, default=0.5, help="first-error: a step is predicted wrong when its "
+                   "P(right) < threshold (ProcessBench's rule; default 0.5)")
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
+    if args.benchmark == "first-error":  # per-step scores of a PRM: its own path (rewardkit.eval.first_error)
+        from rewardkit.cli.eval_first_error import run_first_error_command
+
+        return run_first_error_command(args)
     from rewardkit.eval.runner import EvalConfig, run_eval
 
     cfg = EvalConfig(models=tuple(args.models), data=args.data, benchmark=args.benchmark, out=args.out,
