@@ -9,6 +9,7 @@ from typing import Any
 
 from rewardkit.cli.common import EXIT_BAD_INPUT, command
 from rewardkit.cli.curate import add_command as add_curate_command
+from rewardkit.cli.select_prompts import add_command as add_select_prompts_command
 from rewardkit.cli.steps import add_commands as add_steps_commands
 
 FACTS_DEFAULT_PEOPLE = 40  # rewardkit data synth --task fictitious-facts without --n
@@ -87,6 +88,7 @@ def add_commands(sub: Any) -> None:
                    "settings: remake the edits, twins and split from it without sampling again")
     add_curate_command(dsub)
     add_steps_commands(dsub)
+    add_select_prompts_command(dsub)
 
 
 def _run_check(args: argparse.Namespace) -> int:
