@@ -48,7 +48,8 @@ def add_command(dsub: Any) -> None:
                    "uses a 'source' field when --per is not given)")
     p.add_argument("--balance-length", default=None, choices=["drop", "weight"],
                    help="make 'longer chosen wins' 50%%: drop a seeded random part of the majority side, or keep "
-                   "all and add a 'weight' field (inverse frequency, each side weighs half)")
+                   "all and add a 'weight' field (inverse frequency, each side weighs half). With no pair on the "
+                   "minority side, drop removes every unequal pair and weight leaves every weight 1")
     p.add_argument("--skip-invalid", action="store_true",
                    help="write invalid records to removed.jsonl (reason 'invalid') instead of stopping at the first")
     p.add_argument("--seed", type=int, default=0, help="seed of the length-balance drop and MinHash permutations")

@@ -14,7 +14,9 @@ Two passes over the input, never a list of texts in memory:
 for other inputs (json, parquet, datasets folders) it holds canonical rows
 (:func:`rewardkit.data.formats.to_canonical`, every extra field kept). ``removed.jsonl`` holds the same
 rows plus ``reason``, ``step``, ``source_line`` (the 1-based line for jsonl, the 0-based row otherwise)
-and the step's detail fields. kept + removed = input records, always.
+and the step's detail fields (an input field of the same name is overwritten in ``removed.jsonl`` only).
+kept + removed = input records, always. A removed record's reason and details are kept in memory until
+it is written (a small dict per removed record).
 """
 
 from __future__ import annotations

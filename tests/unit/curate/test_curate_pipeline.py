@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from curate_files import ROWS, bench_file, pair, read_jsonl, write_jsonl
 
@@ -143,3 +144,30 @@ def test_config_is_validated() -> None:
         CurateConfig(keep="agree")
     with pytest.raises(OptionError, match="--near-threshold"):
         CurateConfig(near_threshold=1.0)
+
+
+class _FakeJudge:
+    """A pairwise judge whose log-odds that the first response is better is +2 when it has an 'x', else -2."""
+
+    name = "fake-judge"
+
+    def compare(self, prompts, first, second, progress=None):  # type: ignore[no-untyped-def]
+        from rewardkit.types import ScoreOutput
+
+        logits = [2.0 if "x" in f[0]["content"] else -2.0 for f in first]
+        return ScoreOutput(np.array(logits, dtype=np.float32), np.zeros(len(first), dtype=bool))
+
+
+def test_judge_agree_and_top_by_log_odds(tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [pair("p1", "x marks", "b"), pair("p2", "a", "b"),
+                                              pair("p3", "xx", "b")])
+    judge = _FakeJudge()
+    curate(src, tmp_path / "agree", CurateConfig(filter_by="judge:fake", keep="agree", progress=False), scorer=judge)
+    (row,) = read_jsonl(tmp_path / "agree" / "removed.jsonl")
+    assert (row["source_line"], row["p_chosen"]) == (2, 0.119203)  # sigmoid(-2)
+    curate(src, tmp_path / "top", CurateConfig(filter_by="judge:fake", keep="top:0.34", progress=False), scorer=judge)
+    # ceil(0.34 * 3) = 2 kept by log-odds 2, -2, 2: lines 1 and 3
+    assert _removed(tmp_path / "top") == {2: "not_top"}
+    with pytest.raises(OptionError, match="pointwise"):
+        curate(src, tmp_path / "bad", CurateConfig(filter_by="judge:fake", keep="top:0.5", select_by="chosen",
+                                                   progress=False), scorer=judge)
