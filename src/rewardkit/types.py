@@ -18,6 +18,8 @@ class ScoreOutput:
     ``uncertainty``: optional (N,) float32, how unsure the scorer is of each reward (larger = less sure).
     ``weights``: optional (N, K) float32, a gated multi-objective head's weights over the objectives (the
     gating network's output for each item's prompt; columns ``objective_names``).
+    ``rationales``: optional (N,) object array, a generative judge's written rationale(s) per item (a tuple
+    of strings: one per order asked).
     """
 
     rewards: np.ndarray
@@ -26,6 +28,7 @@ class ScoreOutput:
     objective_names: tuple[str, ...] = ()
     uncertainty: np.ndarray | None = None
     weights: np.ndarray | None = None
+    rationales: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.rewards)
@@ -40,6 +43,8 @@ class ScoreOutput:
             raise ValueError(f"uncertainty must be (N={n},), got {self.uncertainty.shape}")
         if self.weights is not None and (self.objectives is None or self.weights.shape != self.objectives.shape):
             raise ValueError(f"weights must be (N, K) like the objectives, got {self.weights.shape}")
+        if self.rationales is not None and self.rationales.shape != (n,):
+            raise ValueError(f"rationales must be (N={n},), got {self.rationales.shape}")
 
     def objectives_of(self, i: int) -> dict[str, float] | None:
         """Item ``i``'s objective values by name, or None when the scorer has no objectives."""
@@ -71,7 +76,7 @@ class ScoreOutput:
         if len(names) > 1:
             raise ValueError(f"parts name different objectives: {sorted(names)}")
         return cls(cat("rewards"), cat("truncated"), cat("objectives"), parts[0].objective_names,  # type: ignore[arg-type]
-                   cat("uncertainty"), cat("weights"))
+                   cat("uncertainty"), cat("weights"), cat("rationales"))
 
     def select(self, index: Sequence[int] | np.ndarray) -> ScoreOutput:
         """The items at ``index``, in that order."""
@@ -79,4 +84,5 @@ class ScoreOutput:
         return ScoreOutput(self.rewards[idx], self.truncated[idx],
                            None if self.objectives is None else self.objectives[idx], self.objective_names,
                            None if self.uncertainty is None else self.uncertainty[idx],
-                           None if self.weights is None else self.weights[idx])
+                           None if self.weights is None else self.weights[idx],
+                           None if self.rationales is None else self.rationales[idx])
