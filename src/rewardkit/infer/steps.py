@@ -333,7 +333,10 @@ def solution_of(loc: Location, row: dict[str, Any]) -> tuple[Prompt, str]:
             return prompt, value
     for name in ("steps", "completions"):
         if name in row:
-            return prompt, SEPARATOR.join(_strings(loc, row, name))
+            text = SEPARATOR.join(_strings(loc, row, name))
+            if not text.strip():
+                raise DataError(loc, name, "every step is empty")
+            return prompt, text
     raise DataError(loc, "response", "no response: expected 'response', 'completion', 'steps' or 'completions'")
 
 

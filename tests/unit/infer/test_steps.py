@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from rewardkit.cli.main import main
+from rewardkit.data.io import Location
 from rewardkit.errors import OptionError
 from rewardkit.infer.sampler import Policy, Sample, SamplingConfig
 from rewardkit.infer.steps import (
@@ -30,6 +31,7 @@ from rewardkit.infer.steps import (
     newline_steps,
     response_token_probs,
     sidecar,
+    solution_of,
     spans,
     split_solutions,
     step_prefixes,
@@ -85,6 +87,15 @@ def test_config_validation() -> None:
         LabelConfig(rollouts=0)
     with pytest.raises(OptionError):
         LabelConfig(estimate="max")
+
+
+def test_solution_rows_of_every_shape() -> None:
+    loc = Location("f.jsonl", 1)
+    msgs = [{"role": "user", "content": "q"}]
+    assert solution_of(loc, {"prompt": "q", "response": "r"}) == ("q", "r")
+    assert solution_of(loc, {"prompt": msgs, "completion": [{"role": "assistant", "content": "a\nb"}]}) == (msgs, "a\nb")
+    assert solution_of(loc, {"prompt": msgs, "steps": ["a", "b"], "answer": "b"}) == (msgs, "a\nb")
+    assert solution_of(loc, {"prompt": "q", "completions": ["a", "b"], "labels": [True, False]}) == ("q", "a\nb")
 
 
 # ------------------------------------------------------------------------------------------ splitting
@@ -278,6 +289,8 @@ def _write(path: Path, rows: list[dict[str, object]]) -> Path:
     ("steps", {"prompt": "q", "answer": "1"}, "response"),
     ("steps", {"prompt": "", "response": "r"}, "prompt"),
     ("steps", {"prompt": "q", "steps": ["a", 3]}, "steps"),
+    ("steps", {"prompt": "q", "completions": ["", " "]}, "completions"),
+    ("steps", {"prompt": "q", "completion": [{"role": "assistant", "content": ""}]}, "completion"),
     ("label-steps", {"prompt": "q", "completions": ["a"]}, "answer"),
     ("label-steps", {"prompt": "q", "response": "a", "answer": "1"}, "completions"),
     ("label-steps", {"prompt": "q", "completions": ["Answer: 1"], "answer": "1"}, "meta"),  # --task auto, no task
