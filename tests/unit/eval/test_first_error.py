@@ -92,8 +92,8 @@ class ScriptedPrm:
         self.table = table
 
     def score_steps(self, prompts, steps, conversational):  # type: ignore[no-untyped-def]
-        probs = [np.array(self.table[p[0]["content"]][: len(s)], dtype=np.float32) for p, s in zip(prompts, steps)]
-        return StepScores(probs, np.array([len(p) < len(s) for p, s in zip(probs, steps)]))
+        probs = [np.array(self.table[p[0]["content"]][: len(s)], dtype=np.float32) for p, s in zip(prompts, steps, strict=False)]
+        return StepScores(probs, np.array([len(p) < len(s) for p, s in zip(probs, steps, strict=False)]))
 
 
 def test_evaluate_with_a_scripted_prm(tmp_path: Path) -> None:

@@ -79,15 +79,15 @@ def test_truncation_keeps_the_prompt_end_and_whole_steps() -> None:
     prompt = list(range(100, 110))  # 10 tokens
     blocks = [[1, 2, 99], [3, 4, 5, 99], [6, 99]]  # 9 tokens of steps
     whole = fit_steps(prompt, blocks, 19)
-    assert whole.input_ids == prompt + [1, 2, 99, 3, 4, 5, 99, 6, 99] and whole.label_positions == [12, 16, 18]
+    assert whole.input_ids == [*prompt, 1, 2, 99, 3, 4, 5, 99, 6, 99] and whole.label_positions == [12, 16, 18]
     assert not whole.truncated
     # 12 tokens: the prompt may keep >= 6; steps get 6 -> only the first (3) fits; its unused room goes back
     cut = fit_steps(prompt, blocks, 12)
-    assert cut.input_ids == list(range(101, 110)) + [1, 2, 99]
+    assert cut.input_ids == [*range(101, 110), 1, 2, 99]
     assert (cut.label_positions, cut.steps_total, cut.steps_dropped, cut.prompt_cut) == ([11], 3, 2, 1)
     # short steps, long prompt: all steps kept, the prompt's start dropped
     long_prompt = fit_steps(list(range(100, 130)), blocks, 20)
-    assert long_prompt.input_ids == list(range(119, 130)) + [1, 2, 99, 3, 4, 5, 99, 6, 99]
+    assert long_prompt.input_ids == [*range(119, 130), 1, 2, 99, 3, 4, 5, 99, 6, 99]
     assert long_prompt.steps_dropped == 0 and long_prompt.prompt_cut == 19
     # a first step longer than its room keeps its end (the separator carries its label)
     first = fit_steps(prompt, [[1, 2, 3, 4, 5, 6, 7, 99]], 8)
