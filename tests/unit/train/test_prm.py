@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+from invariance import assert_same, logged_rows
 from rewardkit.cli import main
 from rewardkit.data.collate import MicroBatch
 from rewardkit.models.prm import IGNORE_INDEX, build_prm, fit_steps, step_logits, step_targets
@@ -140,6 +143,33 @@ def test_save_reload_with_plain_transformers(root: Path, backbone: str) -> None:
     np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-6)
     logs = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logs if r["split"] == "train"] == [1, 2]
+
+
+def _train(root: Path, out: Path, **kw: object) -> tuple[dict[str, torch.Tensor], list[dict[str, object]]]:
+    """Train the tiny BERT PRM (adam_epsilon 1: the update is about lr·g, so runs compare gradients)."""
+    settings = {"max_steps": 4, "lr": 0.5, "adam_epsilon": 1.0, "warmup_ratio": 0.0, "scheduler": "constant",
+                "batch_size": 4, "max_length": 64, "logging_steps": 1, "seed": 3, "device": "cpu", **kw}
+    train_prm(PrmTrainConfig(model=str(root / "bert"), data=str(root / "steps.jsonl"), out=str(out), **settings))
+    return load_file(out / "model.safetensors"), logged_rows(out)
+
+
+def test_grad_accumulation_matches_one_large_batch(root: Path, tmp_path: Path) -> None:
+    big, rows_big = _train(root, tmp_path / "b4", batch_size=4, grad_accum=1)
+    accum, rows_acc = _train(root, tmp_path / "b2x2", batch_size=2, grad_accum=2)
+    start = load_file(root / "bert" / "model.safetensors")
+    assert max((big[k] - start[k]).abs().max().item() for k in start if k in big and big[k].shape == start[k].shape) > 1e-4
+    assert_same(big, accum)
+    assert [r["loss"] for r in rows_big] == pytest.approx([r["loss"] for r in rows_acc], abs=1e-5)
+
+
+def test_resume_continues_to_the_same_result(root: Path, tmp_path: Path) -> None:
+    full, _ = _train(root, tmp_path / "full", save_steps=2)
+    resumed_out = tmp_path / "resumed"
+    (resumed_out / "checkpoints").mkdir(parents=True)
+    shutil.copytree(tmp_path / "full" / "checkpoints" / "step-0000002", resumed_out / "checkpoints" / "step-0000002")
+    resumed, rows = _train(root, resumed_out, save_steps=2, resume="latest")
+    assert_same(full, resumed, atol=1e-6)
+    assert [r["step"] for r in rows] == [3, 4]
 
 
 def test_step_logits_match_one_at_a_time(root: Path) -> None:
