@@ -2,7 +2,7 @@
 
 A benchmark file is read with rewardkit's own benchmark readers (:mod:`rewardkit.eval.benchmarks`), so
 any file ``rewardkit eval`` reads can be used; ``auto`` picks the reader from the first record's fields
-(:func:`detect_benchmark`). The index keeps only 8-byte digests (see :mod:`rewardkit.curate.normalize`):
+(:func:`detect_benchmark`). The index keeps only 8-byte hashes and digests (of normalised texts):
 
 - every word ``n``-gram of every benchmark prompt (normalised text of all its messages);
 - every whole normalised benchmark prompt (a prompt shorter than ``n`` words has no n-gram, so it can
@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rewardkit.curate.normalize import digest, messages_text, normalize, word_ngrams
+from rewardkit.curate.hashing import ngram_hashes, word_hashes
+from rewardkit.curate.normalize import digest, messages_text, normalize
 from rewardkit.data.formats import DataError, iter_records
 from rewardkit.errors import InputError, OptionError
 
@@ -59,7 +60,8 @@ def detect_benchmark(path: str) -> str:
 
 
 class BenchmarkIndex:
-    """Digests of benchmark prompts' n-grams, whole prompts and responses, each to its first :class:`Hit`."""
+    """Hashes of benchmark prompts' word n-grams (64-bit, :mod:`rewardkit.curate.hashing`), and digests of
+    whole prompts and of responses, each to the first ``(file, uid)`` that had it."""
 
     def __init__(self, n: int) -> None:
         if n < 1:
@@ -73,25 +75,40 @@ class BenchmarkIndex:
     def add(self, file: str, uid: str, prompt: str, responses: Sequence[str]) -> None:
         """Index one benchmark item (texts as read; normalised here)."""
         self.items += 1
-        words = normalize(prompt).split(" ")
-        self.prompts.setdefault(digest(" ".join(words)), (file, uid))
-        for gram in word_ngrams(words, self.n):
-            self.ngrams.setdefault(digest(gram), (file, uid))
+        norm = normalize(prompt)
+        self.prompts.setdefault(digest(norm), (file, uid))
+        words, offsets = word_hashes([norm])
+        grams, _ = ngram_hashes(words, offsets, self.n, short_as_one=False)
+        for g in grams.tolist():
+            self.ngrams.setdefault(g, (file, uid))
         for r in responses:
             self.responses.setdefault(digest(normalize(r)), (file, uid))
 
     def match(self, prompt: str, responses: Sequence[str]) -> Hit | None:
-        """The first rule a training pair breaks (prompt n-gram, whole prompt, response), or None."""
-        words = normalize(prompt).split(" ")
-        for gram in word_ngrams(words, self.n):
-            hit = self.ngrams.get(digest(gram))
+        """The first rule a training pair (texts as read) breaks, or None; see :meth:`match_many`."""
+        return self.match_many([normalize(prompt)], [[normalize(r) for r in responses]])[0]
+
+    def match_many(self, prompts: Sequence[str], responses: Sequence[Sequence[str]]) -> list[Hit | None]:
+        """For each pair (normalised texts): the first rule it breaks -- a prompt n-gram in the index, the
+        whole prompt, then a response -- as a :class:`Hit`, or None."""
+        words, offsets = word_hashes(prompts)
+        grams, g_offsets = ngram_hashes(words, offsets, self.n, short_as_one=False)
+        grams_list = grams.tolist()
+        out: list[Hit | None] = []
+        for i, prompt in enumerate(prompts):
+            out.append(self._first_hit(grams_list[g_offsets[i]:g_offsets[i + 1]], prompt, responses[i]))
+        return out
+
+    def _first_hit(self, grams: list[int], prompt: str, responses: Sequence[str]) -> Hit | None:
+        for g in grams:
+            hit = self.ngrams.get(g)
             if hit:
                 return Hit(*hit, "prompt_ngram")
-        hit = self.prompts.get(digest(" ".join(words)))
+        hit = self.prompts.get(digest(prompt))
         if hit:
             return Hit(*hit, "prompt_exact")
         for r in responses:
-            hit = self.responses.get(digest(normalize(r)))
+            hit = self.responses.get(digest(r))
             if hit:
                 return Hit(*hit, "response_exact")
         return None

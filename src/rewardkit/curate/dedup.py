@@ -8,16 +8,15 @@ the signature is cut into ``bands`` bands of ``rows`` values, each band is hashe
 record whose band hash equals that of an earlier kept record in the same band is its near duplicate.
 Only kept records are indexed: ``bands`` × 16 bytes per kept record, nothing else.
 
-Signatures are computed here with numpy, a chunk of records at a time: each word is hashed once
-(CRC-32), a shingle is a polynomial hash of ``shingle`` consecutive word hashes, the ``num_perm`` hash
+Signatures are computed here with numpy, a chunk of records at a time: words and shingles are hashed
+vectorised over the chunk (:mod:`rewardkit.curate.hashing`), the ``num_perm`` hash
 functions are multiply-shift hashes ``(a·x + b) >> 32`` (wrapping 64-bit arithmetic, ``a`` odd), and the
 per-record minimum is ``np.minimum.reduceat`` over the chunk, 16 permutations at a time (bounded work
-memory). Measured back to back in one process on a shared 2-core machine, 2,000 texts of 80 random
-words, 128 permutations: ``datasketch.MinHash.update_batch`` (one MinHash per record, permutations
-shared, sha1 per shingle) 2,250 signatures/s; this path 2,550 records/s including normalisation, band
-hashing and the LSH lookups -- a small gain in speed; the reasons to keep it are the batched, bounded
-work memory and no Python object per record. With exact + near dedup, peak RSS grew 0.36 KB per record
-from 5k to 80k records of 150 words (0.96 KB with dict-based tables).
+memory). Measured back to back in one process on a shared 2-core machine (load average 5), 2,000
+texts of 80 random words, 128 permutations, two runs: ``datasketch.MinHash.update_batch`` (one MinHash
+per record, permutations shared, sha1 per shingle) 1,800 and 1,000 signatures/s; this path 2,700 and
+2,000 records/s including band hashing and the LSH lookups. With exact + near dedup, peak RSS grew
+0.36 KB per record from 5k to 80k records of 150 words (0.96 KB with dict-based tables).
 
 Why not ``datasketch.MinHashLSH`` as the index: it stores every key's full band byte-strings (``rows`` × 4
 or 8 bytes per band) in per-band dicts plus a key -> bands table, many times 16 bytes per band, and it
@@ -30,12 +29,11 @@ threshold is flagged with the S-curve's small probability, 1 − (1 − J^rows)^
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from rewardkit.curate.normalize import normalize
+from rewardkit.curate.hashing import ngram_hashes, word_hashes
 
 
 class KeyIndex:
@@ -129,32 +127,14 @@ def lsh_params(threshold: float, num_perm: int) -> LshParams:
     return LshParams(num_perm, int(lsh.b), int(lsh.r))
 
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier of the rolling shingle hash
 _PERM_BLOCK = 16  # permutations computed at once: the work buffer is (shingles in a chunk, 16) uint64
-
-
-def word_hashes(text: str) -> np.ndarray:
-    """(W,) uint64 CRC-32 of each word of the normalised ``text`` (W = 0 for an empty text)."""
-    norm = normalize(text)
-    return np.fromiter((zlib.crc32(w.encode("utf-8")) for w in norm.split(" ")) if norm else (),
-                       dtype=np.uint64)
-
-
-def shingle_hashes(words: np.ndarray, n: int) -> np.ndarray:
-    """(max(W − n + 1, 1),) uint64: one 64-bit hash per run of ``n`` consecutive word hashes ``words`` (W,)
-    (a polynomial hash, wrapping arithmetic); a text shorter than ``n`` words is one shingle."""
-    width = max(len(words) - n + 1, 1)
-    out = np.zeros(width, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(min(n, len(words))):
-            out = out * _MIX + words[k:k + width]
-    return out
 
 
 class NearDedup:
     """Keep-first near duplicates by MinHash LSH over word shingles (see the module docstring)."""
 
     def __init__(self, *, threshold: float, num_perm: int = 128, shingle: int = 5, seed: int = 1) -> None:
+        """``shingle``: words per shingle; ``seed``: of the permutations."""
         self.params = lsh_params(threshold, num_perm)
         self.shingle = shingle
         rng = np.random.default_rng(seed)
@@ -163,15 +143,14 @@ class NearDedup:
         self._row_mix = rng.integers(0, 2**63, size=self.params.rows, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         self._tables = [KeyIndex() for _ in range(self.params.bands)]
 
-    def signatures(self, shingles: list[np.ndarray]) -> np.ndarray:
-        """(N, num_perm) MinHash signatures (values below 2**32, as uint64) of N non-empty arrays of shingle
-        hashes: for each permutation ``(a·x + b) >> 32`` (multiply-shift), minimum over each record."""
-        hv = np.concatenate(shingles)  # (S,)
-        starts = np.cumsum([0] + [len(s) for s in shingles[:-1]])  # (N,)
-        out = np.empty((len(shingles), self.params.num_perm), dtype=np.uint64)
+    def signatures(self, shingles: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """(N, num_perm) MinHash signatures (values below 2**32, as uint64) of N non-empty runs of shingle
+        hashes ``shingles`` (S,) uint64 starting at ``starts`` (N,): for each permutation ``(a·x + b) >> 32``
+        (multiply-shift), then the minimum over each record's run."""
+        out = np.empty((len(starts), self.params.num_perm), dtype=np.uint64)
         with np.errstate(over="ignore"):
             for j in range(0, self.params.num_perm, _PERM_BLOCK):
-                block = hv[:, None] * self._a[j:j + _PERM_BLOCK]  # (S, 16)
+                block = shingles[:, None] * self._a[j:j + _PERM_BLOCK]  # (S, 16)
                 block += self._b[j:j + _PERM_BLOCK]
                 block >>= np.uint64(32)
                 out[:, j:j + _PERM_BLOCK] = np.minimum.reduceat(block, starts, axis=0)
@@ -186,23 +165,25 @@ class NearDedup:
             return (bands * self._row_mix).sum(axis=2, dtype=np.uint64)
 
     def check_many(self, texts: list[str], lines: list[int]) -> list[int | None]:
-        """For records in input order: the input line of an earlier kept near duplicate (earlier in this
-        batch or before it), or None (then the record is indexed). An empty text is never a duplicate."""
-        words = [word_hashes(t) for t in texts]
-        full = [k for k, w in enumerate(words) if len(w)]
+        """For records in input order (``texts`` normalised, see :func:`~rewardkit.curate.normalize.normalize`):
+        the input line of an earlier kept near duplicate (earlier in this batch or before it), or None (then
+        the record is indexed). An empty text is never a duplicate."""
+        words, offsets = word_hashes(texts)
+        shingles, sh_offsets = ngram_hashes(words, offsets, self.shingle, short_as_one=True)
+        full = np.flatnonzero(np.diff(sh_offsets) > 0)  # (M,) records with at least one shingle
         out: list[int | None] = [None] * len(texts)
-        if not full:
+        if not len(full):
             return out
-        hashes = self.band_hashes(self.signatures([shingle_hashes(words[k], self.shingle) for k in full]))
+        hashes = self.band_hashes(self.signatures(shingles, sh_offsets[full]))  # (M, bands)
         searched = np.stack([t.search(hashes[:, j]) for j, t in enumerate(self._tables)], axis=1).tolist()
-        for k, keys, found in zip(full, hashes.tolist(), searched, strict=True):
+        for k, keys, found in zip(full.tolist(), hashes.tolist(), searched, strict=True):
             out[k] = self._check_bands(keys, found, lines[k])
         for table in self._tables:
             table.merge()
         return out
 
     def check(self, text: str, line: int) -> int | None:
-        """:meth:`check_many` for one record."""
+        """:meth:`check_many` for one record (``text`` normalised)."""
         return self.check_many([text], [line])[0]
 
     def _check_bands(self, keys: list[int], found: list[int], line: int) -> int | None:

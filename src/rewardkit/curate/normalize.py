@@ -7,19 +7,16 @@ functions return (as Python ints), so memory grows by a fixed amount per record,
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 
 from rewardkit.data.formats import Message
 
-_SPACE = re.compile(r"\s+")
-
 
 def normalize(text: str) -> str:
     """NFKC, casefold, every run of whitespace to one space, stripped: ``"  Hello\\n WORLD "`` ->
     ``"hello world"``."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())  # split(): any whitespace run
 
 
 def messages_text(messages: Sequence[Message]) -> str:
@@ -33,9 +30,9 @@ def digest(text: str) -> int:
 
 
 def pair_key(prompt: str, chosen: str, rejected: str) -> str:
-    """The text an exact-duplicate check of a whole pair compares: normalised prompt and both responses,
+    """The text an exact-duplicate check of a whole pair compares: the three texts (already normalised)
     separated by a control character that normalisation never leaves inside a text."""
-    return "\x1f".join((normalize(prompt), normalize(chosen), normalize(rejected)))
+    return "\x1f".join((prompt, chosen, rejected))
 
 
 def word_ngrams(words: Sequence[str], n: int) -> Iterator[str]:

@@ -21,6 +21,7 @@ it is written (a small dict per removed record).
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from array import array
@@ -165,12 +166,14 @@ class _Steps:
     def run(self, chunk: list[tuple[PreferenceExample, int]], seconds: Counter) -> list[Removal | None]:
         """``(step, reason, detail)`` of the first step that removes each pair of ``chunk`` (pairs with their
         source lines), or None for a survivor."""
-        texts = [tuple(messages_text(m) for m in (ex.prompt, ex.chosen, ex.rejected)) for ex, _ in chunk]
+        t = time.perf_counter()
+        texts = [tuple(normalize(messages_text(m)) for m in (ex.prompt, ex.chosen, ex.rejected)) for ex, _ in chunk]
+        seconds["normalize"] += time.perf_counter() - t
         lines = [line for _, line in chunk]
         out: list[Removal | None] = [None] * len(chunk)
         if self.exact is not None:
             t = time.perf_counter()
-            keys = [digest(pair_key(*t) if self.config.dedup_scope == "pair" else normalize(t[0])) for t in texts]
+            keys = [digest(pair_key(*t) if self.config.dedup_scope == "pair" else t[0]) for t in texts]
             for k, first in enumerate(self.exact.check_many(keys, lines)):
                 if first is not None:
                     out[k] = ("dedup_exact", "exact_duplicate", {"duplicate_of": first})
@@ -178,15 +181,16 @@ class _Steps:
         if self.near is not None:
             t = time.perf_counter()
             todo = [k for k in range(len(chunk)) if out[k] is None]
-            joined = ["\n".join(texts[k]) for k in todo]
+            joined = [" ".join(w for w in texts[k] if w) for k in todo]
             for k, first in zip(todo, self.near.check_many(joined, [lines[k] for k in todo]), strict=True):
                 if first is not None:
                     out[k] = ("dedup_near", "near_duplicate", {"duplicate_of": first})
             seconds["dedup_near"] += time.perf_counter() - t
         if self.index is not None:
             t = time.perf_counter()
-            for k in (k for k in range(len(chunk)) if out[k] is None):
-                hit = self.index.match(texts[k][0], texts[k][1:])
+            todo = [k for k in range(len(chunk)) if out[k] is None]
+            hits = self.index.match_many([texts[k][0] for k in todo], [texts[k][1:] for k in todo])
+            for k, hit in zip(todo, hits, strict=True):
                 if hit is not None:
                     out[k] = ("decontaminate", "contaminated", {"benchmark_file": hit.file,
                                                                 "benchmark_uid": hit.uid, "rule": hit.rule})
@@ -255,7 +259,7 @@ def _first_pass(path: str, config: CurateConfig, state: _State, index: Benchmark
         bar.close()
     if not state.fate:
         raise no_records_error(path)
-    state.seconds["read"] += time.perf_counter() - t_read - sum(state.seconds[s] for s in STEPS)
+    state.seconds["read"] += time.perf_counter() - t_read - sum(state.seconds[s] for s in (*STEPS, "normalize"))
 
 
 def _run_chunk(chunk: list[tuple[int, Any, PreferenceExample, int]], steps: _Steps, state: _State,
@@ -395,7 +399,7 @@ def _second_pass(path: str, out: Path, config: CurateConfig, state: _State) -> d
                     row = {**row, "weight": weights[i]}
                 kept_f.write(_dumps(row) + "\n")
                 group["kept"] += 1
-                _count_kept_length(counts, loc, record, weights.get(i, 1.0) if weights else 1.0)
+                _count_kept_length(counts, state, i, weights.get(i, 1.0) if weights else 1.0)
             bar.update()
     state.seconds["write"] += time.perf_counter() - t
     return counts
@@ -405,11 +409,11 @@ def _dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, default=str)
 
 
-def _count_kept_length(counts: dict[str, Any], loc: Location, record: Any, weight: float) -> None:
-    ex = _parse(loc, record)
-    if isinstance(ex, DataError):
-        return
-    c, r = _lengths(ex)
+def _count_kept_length(counts: dict[str, Any], state: _State, i: int, weight: float) -> None:
+    """Count kept record ``i`` (a survivor of pass 1) as chosen longer, shorter or equal, from its stored
+    lengths (survivors are in input order, so a binary search finds it)."""
+    pos = bisect.bisect_left(state.idx, i)
+    c, r = state.c_len[pos], state.r_len[pos]
     side = "longer" if c > r else "shorter" if c < r else "equal"
     counts["kept_lengths"][side] += 1
     counts["kept_weighted"][side] += weight

@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 from curate_files import words
 
-from rewardkit.curate.dedup import ExactDedup, NearDedup, lsh_params, shingle_hashes, word_hashes
+from rewardkit.curate.dedup import ExactDedup, NearDedup, lsh_params
+from rewardkit.curate.hashing import ngram_hashes, word_hashes
 from rewardkit.curate.normalize import digest, normalize, pair_key, word_ngrams
 
 
 def test_normalize_folds_case_width_and_whitespace() -> None:
     assert normalize("  Hello\n\t WORLD ") == "hello world"
     assert normalize("ＡＢＣ straße") == "abc strasse"  # NFKC full-width letters, casefold ß -> ss
-    assert pair_key("Hi  there", "A", "B") == pair_key("hi there", "a", "b")
+    assert normalize("a\u00a0b\u2003c") == "a b c"  # no-break and em spaces are whitespace too
+    assert pair_key(*map(normalize, ("Hi  there", "A", "B"))) == pair_key("hi there", "a", "b")
     assert pair_key("a", "b c", "d") != pair_key("a b", "c", "d")  # the separator keeps fields apart
 
 
@@ -55,27 +57,34 @@ def test_non_duplicate_below_threshold_kept() -> None:
     a = words(200, "w")
     b = " ".join([*a.split()[:100], *words(100, "x").split()])
     near = NearDedup(threshold=0.8, seed=1)
-    assert near.check_many([a, b, a.upper(), "  "], [1, 2, 3, 4]) == [None, None, 1, None]  # line 3 is a copy of line 1 in the same batch; an empty text is never a dup
+    texts = [a, b, normalize(a.upper()), ""]
+    assert near.check_many(texts, [1, 2, 3, 4]) == [None, None, 1, None]  # line 3 is a copy of line 1 in the same batch; an empty text is never a dup
 
 
-def test_shingle_hashes_follow_word_runs() -> None:
-    w = word_hashes("A b  c d")  # normalised, then one CRC-32 per word
-    assert len(w) == 4 and (w == word_hashes("a B c D")).all()
-    s3 = shingle_hashes(w, 3)  # "a b c", "b c d"
-    assert len(s3) == 2 and s3[0] != s3[1]
-    assert (shingle_hashes(word_hashes("x a b c"), 3)[1:] == s3[:1]).all()  # same words, same hash
-    assert len(shingle_hashes(w, 9)) == 1  # shorter than n: one shingle
-    assert len(word_hashes("   ")) == 0
+def test_word_and_ngram_hashes_follow_word_runs() -> None:
+    words, offsets = word_hashes(["a b c", "", "b c d e", "a", "é b"])
+    assert offsets.tolist() == [0, 3, 3, 7, 8, 10]
+    assert words[0] == words[7] and words[1] == words[3] == words[9] and words[0] != words[1]
+    assert words[8] != words[0]  # "é" (two UTF-8 bytes) is its own word
+    grams, g_off = ngram_hashes(words, offsets, 3, short_as_one=True)
+    assert g_off.tolist() == [0, 1, 1, 3, 4, 5]  # "a b c" | - | "b c d", "c d e" | "a" | "é b"
+    assert grams[3] == words[7]  # a one-word text's shingle is the polynomial of one word: the word itself
+    strict, s_off = ngram_hashes(words, offsets, 3, short_as_one=False)
+    assert s_off.tolist() == [0, 1, 1, 3, 3, 3] and (strict == grams[:3]).all()
+    again, _ = ngram_hashes(*word_hashes(["x b c d"]), 3, short_as_one=False)
+    assert again[1] == grams[1]  # "b c d" hashes the same in another batch and position
+    assert ngram_hashes(*word_hashes(["c b a"]), 3, short_as_one=False)[0][0] != grams[0]  # order matters
 
 
 def test_signature_is_the_minimum_over_shingles() -> None:
     near = NearDedup(threshold=0.8, num_perm=16, seed=0)
-    x = np.array([3, 1 << 40, 77], dtype=np.uint64)
-    (sig,) = near.signatures([x])
+    x = np.array([3, 1 << 40, 77, 5], dtype=np.uint64)
+    sig = near.signatures(x, np.array([0, 3]))  # records: x[0:3] and x[3:4]
     # reference in Python integers: every (a·x + b) mod 2**64 >> 32 by hand, then the minimum
-    ref = [min(((int(a) * int(v) + int(b)) % 2**64) >> 32 for v in x)
-           for a, b in zip(near._a, near._b, strict=True)]
-    assert sig.tolist() == ref
+    for row, values in ((0, x[:3]), (1, x[3:])):
+        ref = [min(((int(a) * int(v) + int(b)) % 2**64) >> 32 for v in values)
+               for a, b in zip(near._a, near._b, strict=True)]
+        assert sig[row].tolist() == ref
 
 
 def test_key_index_keeps_first_across_merges() -> None:
