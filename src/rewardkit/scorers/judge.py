@@ -17,6 +17,12 @@ is then applied to these scores.
 Inputs over ``max_length`` tokens are cut: the conversation keeps its newest tokens (at least a quarter
 of the room), then each response is cut at its end to an equal share of what is left; such
 comparisons are counted as truncated.
+
+A judge trained by ``rewardkit train judge`` (Con-J) says so in its folder's ``rewardkit.json``
+(``{"kind": "judge", "template": ..., "rationale": true, "rationale_tokens": n}``): its own template is
+used, and for each order asked it first writes a rationale greedily (at most ``n`` tokens, stopped at
+:data:`VERDICT_PREFIX`), then the logits of `` A`` / `` B`` are read after ``<rationale>\nBetter:``. The
+rationales come back in :attr:`ScoreOutput.rationales` (one tuple per comparison, one text per order).
 """
 
 from __future__ import annotations
@@ -42,6 +48,19 @@ TEMPLATE = (
     "Which response is better? Answer with a single letter: A or B."
 )
 DEFAULT_MAX_LENGTH = 2048
+VERDICT_PREFIX = "Better:"  # a rationale judge's final line: "Better: A" / "Better: B"
+DEFAULT_RATIONALE_TOKENS = 128
+
+
+def judge_metadata(path: str) -> dict[str, Any]:
+    """The ``rewardkit.json`` of a judge folder made by ``train judge`` (``kind: judge``), else {}."""
+    from pathlib import Path
+
+    meta_path = Path(path) / "rewardkit.json"
+    if not meta_path.is_file():
+        return {}
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    return meta if isinstance(meta, dict) and meta.get("kind") == "judge" else {}
 
 
 def round_robin_scores(logodds: np.ndarray) -> np.ndarray:
@@ -81,7 +100,11 @@ class GenerativeJudge:
         self.name = f"judge:{path}"
         self.max_length = int(max_length or DEFAULT_MAX_LENGTH)
         self.max_tokens, self.dtype, self.seed, self.both_orders = max_tokens, dtype, seed, both_orders
-        space = "" if self.lm.has_chat_template else " "
+        meta = judge_metadata(self.lm.path)
+        self.template = str(meta.get("template", TEMPLATE))
+        rationale = bool(meta.get("rationale"))
+        self.rationale_tokens = int(meta.get("rationale_tokens", DEFAULT_RATIONALE_TOKENS)) if rationale else 0
+        space = "" if self.lm.has_chat_template and not self.rationale_tokens else " "
         self.answer_ids = tuple(self._single_token(space + c) for c in "AB")
 
     @classmethod
@@ -98,7 +121,8 @@ class GenerativeJudge:
     def identity(self) -> dict[str, Any]:
         """Everything that changes a score (the score cache's namespace)."""
         return {"kind": "judge", "model": self.lm.name, "fingerprint": model_fingerprint(self.lm.path),
-                "template": TEMPLATE, "max_length": self.max_length, "dtype": self.dtype,
+                "template": self.template, "rationale_tokens": self.rationale_tokens,
+                "max_length": self.max_length, "dtype": self.dtype,
                 "both_orders": self.both_orders, "seed": None if self.both_orders else self.seed}
 
     def score(self, prompts: Sequence[Sequence[Message]], responses: Sequence[Sequence[Message]],
@@ -118,33 +142,71 @@ class GenerativeJudge:
                 asks.append((i, _seeded_flip(self.seed, json.dumps([p, a, b], sort_keys=True))))
         encoded = [self._encode(prompts[i], *((second[i], first[i]) if swap else (first[i], second[i])))
                    for i, swap in asks]
-        raw = self._logodds([e[0] for e in encoded], progress)
+        seqs = [e[0] for e in encoded]
+        written: list[str] = []
+        if self.rationale_tokens:
+            written = self._rationales(seqs)
+            seqs = [s + self._verdict_ids(r) for s, r in zip(seqs, written, strict=True)]
+        raw = self._logodds(seqs, progress)
         out = np.zeros(len(prompts), dtype=np.float64)
         cut = np.zeros(len(prompts), dtype=bool)
         for (i, swap), value, (_, truncated) in zip(asks, raw, encoded, strict=True):
             out[i] += (-value if swap else value) / (2 if self.both_orders else 1)
             cut[i] |= truncated
-        return ScoreOutput(out.astype(np.float32), cut)
+        if not self.rationale_tokens:
+            return ScoreOutput(out.astype(np.float32), cut)
+        per_item: list[list[str]] = [[] for _ in prompts]
+        for (i, _), text in zip(asks, written, strict=True):
+            per_item[i].append(text)
+        rationales = np.empty(len(prompts), dtype=object)
+        for i, texts in enumerate(per_item):
+            rationales[i] = tuple(texts)
+        return ScoreOutput(out.astype(np.float32), cut, rationales=rationales)
+
+    def _verdict_ids(self, rationale: str) -> list[int]:
+        """Ids of ``<rationale>\nBetter:`` (the answer token `` A`` / `` B`` comes next)."""
+        text = f"{rationale}\n{VERDICT_PREFIX}" if rationale else VERDICT_PREFIX
+        return list(self.tok(text, add_special_tokens=False)["input_ids"])
+
+    @torch.inference_mode()
+    def _rationales(self, seqs: Sequence[list[int]]) -> list[str]:
+        """A greedy rationale per judge input (at most ``rationale_tokens`` tokens, cut before ``Better:``)."""
+        out = [""] * len(seqs)
+        pad = self.lm.pad_id
+        for batch in sorted_batches([len(s) + self.rationale_tokens for s in seqs], self.max_tokens):
+            inputs = left_pad([seqs[i] for i in batch], pad, self.lm.device)
+            width = inputs["input_ids"].shape[1]
+            generated = self.lm.model.generate(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], do_sample=False,
+                max_new_tokens=self.rationale_tokens, pad_token_id=pad, stop_strings=[VERDICT_PREFIX],
+                tokenizer=self.lm.tokenizer, temperature=None, top_p=None, top_k=None)
+            for row, i in enumerate(batch):
+                text = self.lm.tokenizer.decode(generated[row, width:], skip_special_tokens=True)
+                out[i] = text.split(VERDICT_PREFIX)[0].strip()
+        return out
 
     def _encode(self, prompt: Sequence[Message], a: Sequence[Message], b: Sequence[Message]) -> tuple[list[int], bool]:
         """The judge's input ids for (prompt, a in slot A, b in slot B), and whether it was cut."""
         tok = self.tok
         parts = [render_plain(prompt), "\n".join(m["content"] for m in a), "\n".join(m["content"] for m in b)]
         ids = [list(tok(t, add_special_tokens=False)["input_ids"]) for t in parts]
-        overhead = len(self._wrap(TEMPLATE.format(conversation="", a="", b="")))
-        room = self.max_length - overhead - 8  # slack: re-tokenizing the joined text may shift a few tokens
+        overhead = len(self._wrap(self.template.format(conversation="", a="", b="")))
+        # slack: re-tokenizing the joined text may shift a few tokens; a rationale judge also writes its rationale
+        room = self.max_length - overhead - 8 - self.rationale_tokens
         keep_c, keep_a, keep_b = split_budget(len(ids[0]), len(ids[1]), len(ids[2]), room)
         truncated = (keep_c, keep_a, keep_b) != tuple(map(len, ids))
         if truncated:
             kept = [ids[0][len(ids[0]) - keep_c:], ids[1][:keep_a], ids[2][:keep_b]]
             parts = [tok.decode(x) for x in kept]
-        return self._wrap(TEMPLATE.format(conversation=parts[0], a=parts[1], b=parts[2])), truncated
+        return self._wrap(self.template.format(conversation=parts[0], a=parts[1], b=parts[2])), truncated
 
     def _wrap(self, text: str) -> list[int]:
         if self.lm.has_chat_template:
             out = self.tok.apply_chat_template([{"role": "user", "content": text}], tokenize=True,
                                                add_generation_prompt=True)
             return list(out["input_ids"] if hasattr(out, "keys") else out)
+        if self.rationale_tokens:
+            return list(self.tok(text, add_special_tokens=True)["input_ids"])
         return list(self.tok(text + "\nAnswer:", add_special_tokens=True)["input_ids"])
 
     @torch.inference_mode()
