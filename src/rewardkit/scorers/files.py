@@ -50,7 +50,8 @@ def score_file(spec: str, data: str, out: str, *, options: ScorerOptions | None 
     (pairs) or ``score`` (prompt/completion rows), ``truncated`` (whether the truncation policy cut
     either input), and, when the scorer gives them, ``*_objectives`` (name -> value) and ``*_uncertainty``.
     A pairwise judge writes ``chosen_score = −rejected_score = log-odds / 2`` (so the margin is its
-    log-odds that chosen is better) and refuses prompt/completion rows. ``verifier`` and ``hybrid:`` read
+    log-odds that chosen is better), plus ``judge_rationale`` (a list, one text per order asked) when it
+    writes rationales (``train judge``), and refuses prompt/completion rows. ``verifier`` and ``hybrid:`` read
     their references (constraints / answer / tests) from ``data`` itself unless ``options.items`` says
     otherwise. Lines keep input order. With ``skip_invalid`` an invalid record is written back with
     ``"error"`` set and null scores instead of stopping the run.
@@ -138,8 +139,12 @@ def _judge_pairs(judge: Any, rows: dict[str, list[Any]], pairs: Sequence[int], s
 
     out = score_sharded(shard, len(pairs), compare)
     _check_finite(out.rewards)
-    return [{"chosen_score": float(v) / 2, "rejected_score": -float(v) / 2, "truncated": bool(t)}
+    rows = [{"chosen_score": float(v) / 2, "rejected_score": -float(v) / 2, "truncated": bool(t)}
             for v, t in zip(out.rewards, out.truncated, strict=True)]
+    if out.rationales is not None:  # a rationale judge (train judge): its texts, one per order asked
+        for row, texts in zip(rows, out.rationales, strict=True):
+            row["judge_rationale"] = list(texts)
+    return rows
 
 
 def _check_finite(rewards: np.ndarray) -> None:
