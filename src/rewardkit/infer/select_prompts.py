@@ -198,16 +198,16 @@ def write_output(path: Path, rows: list[dict[str, Any]], fmt: str) -> None:
 # ------------------------------------------------------------------------------------ sampling and scoring
 
 
-def policy_sampler(policy: Policy, sampling: SamplingConfig, prompts_per_batch: int = 4) -> Sampler:
+def policy_sampler(policy: Policy, sampling: SamplingConfig, prompts_per_batch: int = 4, *, salt: str = "") -> Sampler:
     """A :data:`Sampler` over ``policy``: ``k`` samples per prompt, ``prompts_per_batch`` prompts decoded
-    together; sample ``i`` of prompt ``p`` is seeded from (seed, p, i)."""
+    together; sample ``i`` of prompt ``p`` is seeded from (seed, salt + p, i)."""
 
     def sampler(prompts: Sequence[list[dict[str, str]]], k: int) -> list[list[str]]:
         out: list[list[str]] = []
         for lo in range(0, len(prompts), prompts_per_batch):
             batch = prompts[lo:lo + prompts_per_batch]
             rollout = Rollout(policy, [policy.encode_prompt(p) for p in batch], k, sampling,
-                              prompt_keys=[str(lo + j) for j in range(len(batch))])
+                              prompt_keys=[f"{salt}{lo + j}" for j in range(len(batch))])
             rollout.advance(sampling.max_new_tokens)
             out += [[rollout.text(g) for g in rollout.rows_of(j)] for j in range(len(batch))]
         return out
