@@ -30,6 +30,8 @@ def add_commands(sub: Any) -> None:
     _add_ssrm_command(tsub)
     from rewardkit.cli.train_prm import add_command as add_prm_command  # train prm: its own module
     add_prm_command(tsub)
+    from rewardkit.cli.train_judge import add_command as add_judge_command  # train judge (Con-J)
+    add_judge_command(tsub)
 
 
 def _add_policy_commands(tsub: Any) -> None:
