@@ -33,6 +33,8 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     is_sep = (data == _SPACE) | (data == _NEWLINE)
     word_id = np.cumsum(is_sep)  # (B,) index of the word each byte belongs to (separators: the next one)
     starts = np.flatnonzero(np.concatenate([[True], is_sep[:-1]]))  # (W,) first byte of each word
+    if len(starts) != offsets[-1]:
+        raise ValueError("word_hashes needs normalised texts (words separated by single spaces, no newlines)")
     pos = np.arange(len(data)) - starts[word_id]  # (B,) position of the byte in its word
     with np.errstate(over="ignore"):
         values = _BYTE[data] * _POS[pos % 64]  # (B,)

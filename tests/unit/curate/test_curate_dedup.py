@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from curate_files import words
 
 from rewardkit.curate.dedup import ExactDedup, NearDedup, lsh_params
@@ -74,6 +75,8 @@ def test_word_and_ngram_hashes_follow_word_runs() -> None:
     again, _ = ngram_hashes(*word_hashes(["x b c d"]), 3, short_as_one=False)
     assert again[1] == grams[1]  # "b c d" hashes the same in another batch and position
     assert ngram_hashes(*word_hashes(["c b a"]), 3, short_as_one=False)[0][0] != grams[0]  # order matters
+    with pytest.raises(ValueError, match="normalised"):
+        word_hashes(["a\nb"])
 
 
 def test_signature_is_the_minimum_over_shingles() -> None:
