@@ -37,8 +37,8 @@ from rewardkit.models.prm import (
     step_logits,
     step_probabilities,
 )
-from rewardkit.train.config import TrainConfig
-from rewardkit.train.job import Job, TrainResult, apply_lora, run_job
+from rewardkit.train.config import LoraSection, TrainConfig
+from rewardkit.train.job import Job, TrainResult, run_job
 from rewardkit.train.loop import StepLoss
 from rewardkit.train.reward import weighted_sums
 
@@ -198,6 +198,22 @@ def evaluate_steps(model: Any, pad_id: int, data: StepData, *, threshold: float,
             "correct_accuracy": fe.correct_accuracy.value, "f1": fe.f1.value}
 
 
+def apply_token_lora(model: Any, lora: LoraSection) -> Any:
+    """LoRA adapters on a token classifier; its head (``classifier`` / ``score``) is trained in full, never
+    adapted (peft's ``all-linear`` would otherwise also wrap the head it keeps trainable)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    targets: str | list[str] = lora.target_modules
+    if targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    config = LoraConfig(task_type=TaskType.TOKEN_CLS, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=targets, exclude_modules=list(_HEADS), modules_to_save=list(_HEADS))
+    return get_peft_model(model, config)
+
+
+_HEADS = ("classifier", "score")  # the token-classification head's name in BERT-like and decoder models
+
+
 def build_prm_job(cfg: PrmTrainConfig, accelerator: Any) -> Job:
     """Data (validated before the head is trained), the PRM (+ LoRA), the loss and the evaluation."""
     with accelerator.main_process_first():
@@ -207,7 +223,7 @@ def build_prm_job(cfg: PrmTrainConfig, accelerator: Any) -> Job:
     train = encode_step_rows(cfg.data, train_rows, prm)
     held_out = encode_step_rows(cfg.eval_data, eval_rows, prm) if cfg.eval_data and eval_rows else None
     if cfg.lora.r:
-        prm.model = apply_lora(prm.model, cfg.lora, task_type="TOKEN_CLS")
+        prm.model = apply_token_lora(prm.model, cfg.lora)
     pad = prm.pad_token_id
 
     def make_evaluate(model: Any) -> Any:

@@ -172,6 +172,27 @@ def test_resume_continues_to_the_same_result(root: Path, tmp_path: Path) -> None
     assert [r["step"] for r in rows] == [3, 4]
 
 
+def test_lora_save_is_merged_with_the_trained_head(root: Path, tmp_path: Path) -> None:
+    """LoRA on the backbone, the head trained in full; the saved folder is plain (no adapter weights) and
+    scores as the training model did at its end."""
+    from rewardkit.train.config import LoraSection
+
+    out = tmp_path / "lora"
+    weights, _ = _train(root, out, max_steps=2, lr=1e-2, adam_epsilon=1e-8, lora=LoraSection(r=4))
+    assert not any("lora" in k for k in weights)
+    from accelerate.utils import set_seed
+
+    set_seed(3)  # the run's seed: the same fresh head as the run started from
+    start = build_prm(str(root / "bert"), max_length=64).model.state_dict()
+    assert (weights["classifier.weight"] - start["classifier.weight"]).abs().max().item() > 1e-4  # head trained
+    query = "bert.encoder.layer.0.attention.self.query.weight"
+    backbone = load_file(root / "bert" / "model.safetensors")[query]
+    assert torch.equal(start[query], backbone)
+    assert (weights[query] - backbone).abs().max().item() > 1e-6  # the adapters were merged into the weights
+    plain = AutoModelForTokenClassification.from_pretrained(out).eval()
+    assert plain.config.num_labels == 2
+
+
 def test_step_logits_match_one_at_a_time(root: Path) -> None:
     """Right padding and exact masks: a batch gives each row's logits as scored alone."""
     prm = build_prm(str(root / "llama"), max_length=64)
