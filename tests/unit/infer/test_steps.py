@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from rewardkit.cli.main import main
+from rewardkit.cli.steps import checker_for, row_task
 from rewardkit.data.io import Location
 from rewardkit.errors import OptionError
 from rewardkit.infer.sampler import Policy, Sample, SamplingConfig
@@ -22,6 +23,7 @@ from rewardkit.infer.steps import (
     LabelConfig,
     Sampler,
     SplitConfig,
+    StepRow,
     boundaries_from_probs,
     char_cuts,
     encode_response,
@@ -320,3 +322,21 @@ def test_cli_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert e.value.code == 0
     text = capsys.readouterr().out
     assert "--policy" in text and ("--quantile" in text if command == "steps" else "--rollouts" in text)
+
+
+def _step_row(answer: str, meta: dict[str, object] | None) -> StepRow:
+    row = {"prompt": "q", "completions": ["a"], "answer": answer, **({"meta": meta} if meta else {})}
+    return StepRow(Location("f.jsonl", 3), row, "q", ["a"], answer)
+
+
+def test_answer_checkers_by_task() -> None:
+    mused = checker_for(_step_row("no", {"task": "mused"}), "auto")
+    assert mused("From 'p' and 'q', by modus ponens: r.\nAnswer: no") is True
+    assert mused("From 'p' and 'q', by modus ponens: r.\nAnswer: yes") is False
+    two_hop = checker_for(_step_row("Quonell", {"task": "two-hop", "premises": []}), "auto")
+    assert two_hop("Velzor's mentor is Tamsin.\nAnswer: Quonell") is True
+    assert two_hop("Answer: Tamsin") is False
+    math = checker_for(_step_row("7", {"task": "math-champ"}), "auto")
+    assert math("3 + 4 = 7.\nAnswer: $7$") is True and math("Answer: $8$") is False
+    assert checker_for(_step_row("7", None), "math")("so the answer is \\boxed{7}") is True
+    assert row_task(_step_row("no", {"task": "two-hop"}), "mused") == "mused"  # an explicit --task wins
