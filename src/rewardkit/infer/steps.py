@@ -187,7 +187,8 @@ def split_solutions(policy: Policy | None, prompts: Sequence[Prompt], responses:
     (tests script it)."""
     if cfg.split == "newline":
         return SplitResult([newline_steps(r) for r in responses], None)
-    assert policy is not None, "confidence splitting needs a policy"
+    if policy is None:
+        raise OptionError("confidence splitting needs a policy")
     probs = (probs_fn or response_token_probs)(policy, prompts, responses, batch_size=cfg.batch_size,
                                               max_length=cfg.max_length)
     tau = global_threshold(probs, cfg.quantile)
