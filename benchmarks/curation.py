@@ -352,8 +352,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     if "ssrm" in report:
         for name, runs in report["ssrm"].items():
             fracs = sorted(float(f) for f in runs if f != "1.0")
-            before = [runs[str(f)]["rounds"][0]["held_out"]["accuracy"] for f in fracs]
-            after = [runs[str(f)]["rounds"][-1]["held_out"]["accuracy"] for f in fracs]
+            before = [runs[str(f)]["rounds"][0]["heldout"]["accuracy"] for f in fracs]
+            after = [runs[str(f)]["rounds"][-1]["heldout"]["accuracy"] for f in fracs]
             line = axes[1].plot(fracs, before, "o--", label=f"{name}: labelled only")[0]
             axes[1].plot(fracs, after, "o-", color=line.get_color(), label=f"{name}: + SSRM")
             axes[1].axhline(runs["1.0"]["held_out"]["accuracy"], color=line.get_color(), lw=0.8, ls=":")
