@@ -177,12 +177,12 @@ def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 
 def pseudo_rows(pairs: Sequence[PreferenceExample], p_first: np.ndarray, sel: Selection) -> list[dict[str, Any]]:
     """The kept pairs as canonical rows oriented by the model's choice, with ``ssrm_p`` (P(the input's first
-    response better)), ``ssrm_confidence`` and ``ssrm_swapped``; a swapped pair's input margin is dropped."""
+    response better)), ``ssrm_confidence`` and ``ssrm_swapped``. An input ``margin`` is dropped: it is a label."""
     rows = []
     for i in np.flatnonzero(sel.keep):
-        e, swapped = pairs[i], bool(sel.swap[i])
+        e, swapped = dataclasses.replace(pairs[i], margin=None), bool(sel.swap[i])
         if swapped:
-            e = dataclasses.replace(e, chosen=e.rejected, rejected=e.chosen, margin=None)
+            e = dataclasses.replace(e, chosen=e.rejected, rejected=e.chosen)
         p = float(p_first[i])
         rows.append({**to_canonical(e), "ssrm_p": p, "ssrm_confidence": max(p, 1.0 - p), "ssrm_swapped": swapped})
     return rows

@@ -27,6 +27,7 @@ from rewardkit.train.ssrm import (
     SsrmTrainConfig,
     label_accuracy,
     prepare_inputs,
+    pseudo_rows,
     select_confident,
     split_labeled,
 )
@@ -69,6 +70,18 @@ def test_a_tie_is_never_kept_and_threshold_one_keeps_nothing() -> None:
     assert select_confident(p, 0.5).keep.tolist() == [False, True, True, True, True]
     assert select_confident(p, 0.5).swap.tolist() == [False, False, True, False, True]
     assert not select_confident(p, 1.0).keep.any()  # conf = 1.0 is not > 1.0
+
+
+def test_pseudo_rows_orient_the_kept_pairs_and_drop_input_margins(tmp_path: Path) -> None:
+    u = dump_jsonl(tmp_path / "u.jsonl", [{**_pair("A1", "B1"), "margin": 2.0, "source": "x"}, _pair("A2", "B2"),
+                                          _pair("A3", "B3")])
+    pairs = [e for _, e in iter_examples(u)]
+    p = np.array([0.1, 0.7, 0.95])
+    rows = pseudo_rows(pairs, p, select_confident(p, 0.8))
+    assert [(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in rows] == [("B1", "A1"), ("A3", "B3")]
+    assert [r["ssrm_swapped"] for r in rows] == [True, False]
+    assert [r["ssrm_p"] for r in rows] == [0.1, 0.95] and rows[0]["ssrm_confidence"] == 0.9
+    assert "margin" not in rows[0] and rows[0]["source"] == "x"  # other input fields are kept
 
 
 def test_label_accuracy_by_hand() -> None:
