@@ -51,6 +51,7 @@ def _f(default: Any, help: str) -> Any:
 
 
 SSRM_UNUSED = ("attributes", "pairs", "reference_data", "ensemble", "resume")  # train rm settings refused here
+_ROUND_DATA = ("pseudo.jsonl", "train.jsonl")  # a round folder's data, not part of its model
 _SSRM_FIELDS = ("unlabeled", "rounds", "threshold", "init", "labeled_fraction", "unlabeled_has_labels")
 
 
@@ -324,9 +325,10 @@ def train_ssrm(cfg: SsrmTrainConfig, *, on_round: Callable[[dict[str, Any]], Non
 
 
 def copy_model(src: Path, dst: Path) -> None:
-    """Copy the model folder ``src``'s files (not its checkpoints or logs) into ``dst``, ``rewardkit.json``
-    last (its presence marks a complete folder)."""
-    files = sorted((p for p in src.iterdir() if p.is_file()), key=lambda p: p.name == "rewardkit.json")
+    """Copy the model of the round folder ``src`` (its files, not its checkpoints, logs or the round's data
+    files) into ``dst``, ``rewardkit.json`` last (its presence marks a complete folder)."""
+    files = sorted((p for p in src.iterdir() if p.is_file() and p.name not in _ROUND_DATA),
+                   key=lambda p: p.name == "rewardkit.json")
     for p in files:
         shutil.copy2(p, dst / p.name)
 

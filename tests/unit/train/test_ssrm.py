@@ -180,6 +180,7 @@ def test_the_final_folder_is_the_last_rounds_model(one_round: tuple[Path, str]) 
     out, _ = one_round
     last = out / "rounds" / "round-1"
     assert (out / "model.safetensors").read_bytes() == (last / "model.safetensors").read_bytes()
+    assert not (out / "pseudo.jsonl").exists() and not (out / "train.jsonl").exists()  # the model only
     prompts = [[{"role": "user", "content": p}] for p, _, _ in PAIRS]
     responses = [[{"role": "assistant", "content": c}] for _, c, _ in PAIRS]
     opts = ScorerOptions(device="cpu", dtype="float32")
