@@ -8,7 +8,8 @@ Parts (``--parts``, all by default; each writes into WORKDIR and is reused when 
   agree`` with (a) a model trained on a small clean subset and (b) the noisy model itself. Held-out accuracy
   (95% bootstrap intervals) on the shipped test pairs; recovery = (curated - noisy) / (clean - noisy); the
   target is >= 0.5. Also: how many flipped / correct pairs each filter removed.
-- ``ssrm``: ``rewardkit train ssrm`` with 5%, 10% and 25% of the labels (the rest of the training file is the
+- ``ssrm``: ``rewardkit train ssrm --init backbone`` (each round from the backbone, so round 0 and the last
+  round differ only by the pseudo-labelled pairs) with 5%, 10% and 25% of the labels (the rest of the training file is the
   unlabelled set, its labels used only to report the pseudo-labels' accuracy), against 100% of the labels;
   held-out accuracy before (round 0) and after the SSRM rounds; ifeval-lite and HH-RLHF (1,500 / 812).
 - ``scale``: ``rewardkit data curate`` (exact + near dedup + decontamination against 3,000 benchmark
@@ -193,6 +194,7 @@ def part_ssrm(args: argparse.Namespace, workdir: Path, data: dict[str, dict[str,
                 t0 = time.perf_counter()
                 rewardkit("train", "ssrm", "--labeled", str(files["train"]), "--labeled-fraction", str(fraction),
                           "--rounds", str(args.rounds), "--threshold", str(args.threshold), "--model", "minilm",
+                          "--init", "backbone",
                           "--eval-data", str(files["test"]), "--out", str(out), "--seed", str(args.seed),
                           "--skip-invalid", "--epochs", str(recipe["epochs"]), "--batch-size",
                           str(recipe["batch_size"]), "--lr", str(recipe["lr"]), "--max-length",
