@@ -29,6 +29,15 @@ EPILOG = """examples:
   rewardkit score --model runs/rm --data prefs.jsonl --out scored.jsonl --pessimism 1
   rewardkit generate --policy smollm2-135m --reward runs/rm --prompts prompts.jsonl --n 8 --out best.jsonl
   rewardkit average --base sft/ --tuned dpo/ --groups 3 --alphas 0.4,0.2,0.1 --out runs/avg
+  rewardkit data curate prefs.jsonl --out runs/curated --dedup exact,near --decontaminate bench.jsonl
+  rewardkit train ssrm --labeled l.jsonl --unlabeled u.jsonl --model minilm --rounds 3 --out runs/ssrm
+  rewardkit data synth --task mused --n 200 --depth 2-4 --out data/mused
+  rewardkit data steps --policy smollm2-135m --data data/mused/train.jsonl --split confidence --out steps.jsonl
+  rewardkit data label-steps --policy smollm2-135m --data steps.jsonl --rollouts 8 --out labeled.jsonl
+  rewardkit train prm --model minilm --data data/mused/stepwise.jsonl --out runs/prm
+  rewardkit eval --benchmark first-error --model prm:runs/prm --data data/mused/first_error.jsonl --out runs/fe
+  rewardkit train judge --model smollm2-135m --data prefs.jsonl --out runs/conj
+  rewardkit data select-prompts --reward runs/rm --policy smollm2-135m --prompts p.jsonl --keep 0.3 --out rl.jsonl
   rewardkit serve --model runs/rm --port 8000
 """
 
