@@ -327,8 +327,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
             right.bar(x2, [s["value"] if s else np.nan for s in sub], width, color=f"C{j}",
                       hatch="" if k == 0 else "//", label=name if k == 0 else None)
     left.set_xticks(np.arange(len(datasets)), datasets)
+    any_scorer = {d: next(iter(results[d].values())) for d in datasets}  # the counts are the same for every scorer
     right.set_xticks(np.arange(len(datasets) * 2),
-                     [f"{d}\nchosen {side}" for d in datasets for side in ("longer", "shorter")], fontsize=8)
+                     [f"{d}\nchosen {side} (n={any_scorer[d][f'chosen_{side}']['n']})" for d in datasets
+                      for side in ("longer", "shorter")], fontsize=8)
     for ax in (left, right):
         ax.axhline(0.5, color="gray", lw=0.8, ls="--")
         ax.set_ylim(0, 1)
