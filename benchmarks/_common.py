@@ -54,3 +54,15 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
+
+
+def run_rewardkit(*argv: str, threads: int) -> None:
+    """Run ``rewardkit ARGV`` (the command installed beside this Python) offline with ``threads`` torch
+    threads; raise with the end of its stderr on failure."""
+    import subprocess
+
+    env = {**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    cmd = [str(Path(sys.executable).parent / "rewardkit"), *argv]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-3000:]}")

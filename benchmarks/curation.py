@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OFFLINE_ENV, read_jsonl, run_json_main, write_jsonl
+from _common import OFFLINE_ENV, read_jsonl, run_json_main, run_rewardkit, write_jsonl
 
 HH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
 PARTS = ("noise", "ssrm", "scale", "decontam")
@@ -47,19 +47,6 @@ RECIPES = {"ifeval_lite": {"epochs": 2.0, "batch_size": 8, "lr": 1e-4, "max_leng
 
 def log(message: str) -> None:
     print(f"[curation] {message}", file=sys.stderr, flush=True)
-
-
-def rewardkit(*argv: str, threads: int) -> subprocess.CompletedProcess[str]:
-    """Run ``rewardkit ARGV`` (the installed command) offline with ``threads`` torch threads; raise with its
-    stderr on failure."""
-    import os
-
-    env = {**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [str(Path(sys.executable).parent / "rewardkit"), *argv]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-3000:]}")
-    return done
 
 
 # ----------------------------------------------------------------------------- data
@@ -164,7 +151,7 @@ def part_noise(args: argparse.Namespace, workdir: Path, files: dict[str, Path]) 
     for filt in ("small_clean", "noisy"):
         out = folder / f"curated_by_{filt}"
         if not (out / "report.json").exists():
-            rewardkit("data", "curate", str(noisy), "--out", str(out), "--filter-by", str(models[filt]),
+            run_rewardkit("data", "curate", str(noisy), "--out", str(out), "--filter-by", str(models[filt]),
                       "--keep", "agree", "--max-length", str(recipe["max_length"]), threads=args.threads)
         kept, removed = read_jsonl(out / "kept.jsonl"), read_jsonl(out / "removed.jsonl")
         filters[filt] = {"kept": len(kept), "removed": len(removed),
@@ -192,7 +179,7 @@ def part_ssrm(args: argparse.Namespace, workdir: Path, data: dict[str, dict[str,
             out = workdir / "ssrm" / f"{name}_{fraction}"
             if not (out / "ssrm.json").exists():
                 t0 = time.perf_counter()
-                rewardkit("train", "ssrm", "--labeled", str(files["train"]), "--labeled-fraction", str(fraction),
+                run_rewardkit("train", "ssrm", "--labeled", str(files["train"]), "--labeled-fraction", str(fraction),
                           "--rounds", str(args.rounds), "--threshold", str(args.threshold), "--model", "minilm",
                           "--init", "backbone",
                           "--eval-data", str(files["test"]), "--out", str(out), "--seed", str(args.seed),
@@ -305,7 +292,7 @@ def part_decontam(args: argparse.Namespace, workdir: Path, data: dict[str, dict[
         for label, source in (("as_shipped", files["train"]), ("planted", planted_file)):
             out = folder / label
             if not (out / "report.json").exists():
-                rewardkit("data", "curate", str(source), "--out", str(out), "--decontaminate", str(files["test"]),
+                run_rewardkit("data", "curate", str(source), "--out", str(out), "--decontaminate", str(files["test"]),
                           "--skip-invalid", threads=args.threads)
             removed = read_jsonl(out / "removed.jsonl")
             hits = [r for r in removed if r.get("step") == "decontaminate"]

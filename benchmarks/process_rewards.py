@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OFFLINE_ENV, read_jsonl, run_json_main, write_jsonl
+from _common import read_jsonl, run_json_main, run_rewardkit, write_jsonl
 
 PARTS = ("two_hop", "bon", "adaptive", "champ")
 # MiniLM PRM / ORM recipe (the quickstart's optimiser settings, 3 epochs, 512 tokens: nothing truncated)
@@ -91,34 +91,23 @@ def chance(problem: Any) -> float:
     return 1.0 / len(names)
 
 
-def rewardkit(*argv: str, threads: int) -> None:
-    """Run ``rewardkit ARGV`` offline with ``threads`` torch threads; raise with its stderr on failure."""
-    import os
-    import subprocess
-
-    env = {**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [str(Path(sys.executable).parent / "rewardkit"), *argv]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-3000:]}")
-
-
 def synth_task(task: str, workdir: Path, args: argparse.Namespace, *extra: str) -> Path:
     """``data synth --task TASK`` into WORKDIR/TASK (reused)."""
     out = workdir / task
     if not (out / "manifest.json").exists():
-        rewardkit("data", "synth", "--task", task, "--out", str(out), "--seed", str(args.seed), *extra,
+        run_rewardkit("data", "synth", "--task", task, "--out", str(out), "--seed", str(args.seed), *extra,
                   threads=args.threads)
     return out
 
 
-def train_prm(name: str, data: Path, workdir: Path, args: argparse.Namespace) -> Path:
+def train_model(kind: str, name: str, data: Path, workdir: Path, args: argparse.Namespace) -> Path:
+    """``rewardkit train KIND`` (prm or rm) with the MiniLM recipe on ``data`` into WORKDIR/models/NAME (reused)."""
     out = workdir / "models" / name
     if not (out / "rewardkit.json").exists():
         t0 = time.perf_counter()
-        rewardkit("train", "prm", "--data", str(data), "--out", str(out), "--seed", str(args.seed), *RECIPE,
-                  threads=args.threads)
-        log(f"{name}: PRM trained in {time.perf_counter() - t0:.0f} s")
+        run_rewardkit("train", kind, "--data", str(data), "--out", str(out), "--seed", str(args.seed), *RECIPE,
+                      threads=args.threads)
+        log(f"{name}: trained ({kind}) in {time.perf_counter() - t0:.0f} s")
     return out
 
 
@@ -136,16 +125,6 @@ def outcome_pairs(stepwise: Path, out: Path) -> Path:
                 pairs.append({"prompt": good["prompt"], "chosen": "\n".join(good["completions"]),
                               "rejected": "\n".join(bad["completions"])})
     return write_jsonl(out, pairs)
-
-
-def train_orm(name: str, data: Path, workdir: Path, args: argparse.Namespace) -> Path:
-    out = workdir / "models" / name
-    if not (out / "rewardkit.json").exists():
-        t0 = time.perf_counter()
-        rewardkit("train", "rm", "--data", str(data), "--out", str(out), "--seed", str(args.seed), *RECIPE,
-                  threads=args.threads)
-        log(f"{name}: ORM trained in {time.perf_counter() - t0:.0f} s")
-    return out
 
 
 def checker(task: str) -> Any:
@@ -204,8 +183,8 @@ def part_bon(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     for task, extra in (("mused", ("--n", str(args.synth_problems), "--depth", "1-4")),
                         ("two-hop", ("--n", str(args.synth_problems), "--distractors", "1"))):
         folder = synth_task(task, workdir, args, *extra)
-        prm = train_prm(f"prm_{task}", folder / "stepwise.jsonl", workdir, args)
-        orm = train_orm(f"orm_{task}", outcome_pairs(folder / "stepwise.jsonl", workdir / f"orm_{task}.jsonl"),
+        prm = train_model("prm", f"prm_{task}", folder / "stepwise.jsonl", workdir, args)
+        orm = train_model("rm", f"orm_{task}", outcome_pairs(folder / "stepwise.jsonl", workdir / f"orm_{task}.jsonl"),
                         workdir, args)
         rows = read_jsonl(folder / "test.jsonl")[: args.bon_problems]
         t0 = time.perf_counter()
@@ -251,15 +230,15 @@ def part_adaptive(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         steps, labeled = workdir / f"steps_{split}.jsonl", workdir / f"labeled_{split}.jsonl"
         t0 = time.perf_counter()
         if not steps.exists():
-            rewardkit("data", "steps", "--policy", args.policy, "--data", str(solutions), "--out", str(steps),
+            run_rewardkit("data", "steps", "--policy", args.policy, "--data", str(solutions), "--out", str(steps),
                       "--split", split, "--quantile", str(args.quantile), threads=args.threads)
         t1 = time.perf_counter()
         if not labeled.exists():
-            rewardkit("data", "label-steps", "--policy", args.policy, "--data", str(steps), "--out", str(labeled),
+            run_rewardkit("data", "label-steps", "--policy", args.policy, "--data", str(steps), "--out", str(labeled),
                       "--rollouts", str(args.rollouts), "--max-new-tokens", str(args.rollout_tokens), "--task", "mused",
                       "--seed", str(args.seed), threads=args.threads)
         t2 = time.perf_counter()
-        prm = train_prm(f"prm_adaptive_{split}", labeled, workdir, args)
+        prm = train_model("prm", f"prm_adaptive_{split}", labeled, workdir, args)
         fe = evaluate_first_error(build_scorer(f"prm:{prm}", ScorerOptions(device="cpu")), fe_rows, seed=args.seed)
         report[split] = {"steps": json.loads(steps.with_name(steps.stem + ".summary.json").read_text()),
                          "labels": json.loads(labeled.with_name(labeled.stem + ".summary.json").read_text()),
@@ -277,7 +256,7 @@ def part_champ(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from rewardkit.scoring import ScorerOptions, build_scorer
 
     folder = synth_task("math-champ", workdir, args)
-    prm = train_prm("prm_champ", folder / "stepwise.jsonl", workdir, args)
+    prm = train_model("prm", "prm_champ", folder / "stepwise.jsonl", workdir, args)
     test = write_jsonl(workdir / "champ_first_error_test.jsonl",
                        [r for r in read_jsonl(folder / "first_error.jsonl") if r.get("meta", {}).get("split") == "test"])
     scorer = build_scorer(f"prm:{prm}", ScorerOptions(device="cpu"))
