@@ -71,3 +71,15 @@ def hf_datasets_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         mp.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
         datasets.disable_progress_bars()
         yield cache
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one torch thread (and do not fight other jobs for the cores). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

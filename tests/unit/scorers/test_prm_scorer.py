@@ -3,12 +3,10 @@ PRM-guided Best-of-N call."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from rewardkit.errors import OptionError
 from rewardkit.infer.best_of_n import best_of_n
@@ -22,12 +20,7 @@ from tiny_models import tiny_bert, tiny_llama
 USER = [{"role": "user", "content": "Is 2+2 4?"}]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ random Llama (SmolLM2's tokenizer and chat template) runs sampling, one DPO step
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +33,7 @@ from rewardkit.train.judge import (
 from rewardkit.types import ScoreOutput
 from tiny_models import tiny_llama
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
