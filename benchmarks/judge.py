@@ -28,8 +28,11 @@ Parts (``--parts``, both by default; everything is written into WORKDIR and reus
 ``train`` (data, the RM, the Con-J judge) and ``eval`` (every scorer on every held-out set; per-pair
 probabilities and rationales in WORKDIR/eval).
 
-    python benchmarks/judge.py --workdir /tmp/judge --out benchmarks/results/judge.json   # a quiet machine
-    python benchmarks/judge.py --smoke --threads 1                                        # end to end, minutes
+    python benchmarks/judge.py --workdir /tmp/judge --out benchmarks/results/judge.json   # hours on 2 CPU cores
+    python benchmarks/judge.py --smoke --threads 1                                        # ~8 min, 1 busy core
+
+On CPU the cost is generation: Con-J samples (K + 2 hints) x 2 orders judgments per training pair, and each
+rationale judge writes 2 rationales per evaluated pair (~10 s per 96-token rationale on one busy core).
 
 Prints one JSON object on stdout (progress on stderr), writes ``--out`` and the plot beside it.
 """
@@ -142,7 +145,7 @@ def check_trained_on(folder: Path, train: Path, *, write: bool = False) -> None:
                          "use another --workdir or delete it")
 
 
-def train_rm(train: Path, workdir: Path, *, seed: int) -> dict[str, Any]:
+def train_rm(train: Path, workdir: Path, *, seed: int, device: str) -> dict[str, Any]:
     """MiniLM Bradley-Terry RM on ``train`` (reused when WORKDIR already holds it)."""
     from rewardkit.train.config import RewardTrainConfig
     from rewardkit.train.reward import train_reward_model
@@ -154,7 +157,7 @@ def train_rm(train: Path, workdir: Path, *, seed: int) -> dict[str, Any]:
         return {"folder": str(out), "reused": True}
     t0 = time.perf_counter()
     trained = train_reward_model(RewardTrainConfig(data=str(train), model="minilm", out=str(out), seed=seed,
-                                                   device="cpu", logging_steps=50, **RM_RECIPE))
+                                                   device=device, logging_steps=50, **RM_RECIPE))
     seconds = time.perf_counter() - t0
     check_trained_on(out, train, write=True)
     log(f"RM: trained in {seconds:.0f} s")
@@ -173,7 +176,7 @@ def train_conj(train: Path, workdir: Path, args: argparse.Namespace) -> dict[str
         log(f"Con-J: reusing {out}")
         return {"folder": str(out), "reused": True, **_judgment_counts(out)}
     cfg = JudgeTrainConfig(data=str(train), model=args.judge_model, out=str(out), samples=args.samples,
-                           max_new_tokens=args.max_new_tokens, seed=args.seed, device="cpu",
+                           max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device,
                            batch_size=args.judge_batch_size, max_steps=args.judge_max_steps, logging_steps=10)
     t0 = time.perf_counter()
     result = train_judge(cfg)
@@ -232,7 +235,7 @@ def length_bias(correct: np.ndarray, chosen_chars: np.ndarray, rejected_chars: n
             "equal_length_pairs": int((chosen_chars == rejected_chars).sum()), "gap_longer_minus_shorter": gap}
 
 
-def score_file(spec: str, path: Path, cache: Path, *, threads: int) -> dict[str, Any]:
+def score_file(spec: str, path: Path, cache: Path, *, threads: int, device: str) -> dict[str, Any]:
     """P(chosen better) for every pair of ``path`` under the scorer ``spec`` (with rationales for a rationale
     judge), cached in ``cache`` (reused when it covers the same file)."""
     from rewardkit.data.dataset import file_fingerprint
@@ -247,7 +250,7 @@ def score_file(spec: str, path: Path, cache: Path, *, threads: int) -> dict[str,
             return stored
     rows = read_pairs(path)
     t0 = time.perf_counter()
-    scorer = build_scorer(spec, ScorerOptions(device="cpu", dtype="float32"))
+    scorer = build_scorer(spec, ScorerOptions(device=device, dtype="float32"))
     t_load = time.perf_counter() - t0
     rationales: list[Any] = []
     if getattr(scorer, "rationale_tokens", 0):  # call the judge directly to keep its rationales
@@ -366,13 +369,17 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     train = Path(data["train"])
     if "train" in args.parts:
         t0 = time.perf_counter()
-        report["rm"] = train_rm(train, workdir, seed=args.seed)
+        report["rm"] = train_rm(train, workdir, seed=args.seed, device=args.device)
         timings["train_rm"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         report["conj"] = train_conj(train, workdir, args)
         timings["train_conj"] = time.perf_counter() - t0
+    from rewardkit.scorers.judge import judge_metadata
+
+    # the template control writes rationales as long as the trained judge's (its own setting when reused)
+    tokens = int(judge_metadata(str(workdir / "judge_conj")).get("rationale_tokens", args.max_new_tokens))
     specs = {"judge_base": f"judge:{args.judge_model}",
-             "judge_base_rationale": f"judge:{rationale_control(workdir, args.judge_model, args.max_new_tokens)}",
+             "judge_base_rationale": f"judge:{rationale_control(workdir, args.judge_model, tokens)}",
              "judge_conj": f"judge:{workdir / 'judge_conj'}", "rm_minilm": str(workdir / "rm_minilm")}
     report["scorers"] = specs
     report["template_control"] = ("judge_base_rationale: the untrained LM with Con-J's template and rationale "
@@ -389,7 +396,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             for name, spec in specs.items():
                 t0 = time.perf_counter()
                 scored[name] = score_file(spec, Path(path), workdir / "eval" / f"{name}__{dataset}.json",
-                                          threads=args.threads)
+                                          threads=args.threads, device=args.device)
                 timings[f"eval_{name}_{dataset}"] = time.perf_counter() - t0
             results[dataset] = {name: summarise(s, n_boot=args.n_boot, seed=args.seed) for name, s in scored.items()}
             differences[dataset] = paired_differences(scored, n_boot=args.n_boot, seed=args.seed)
@@ -423,6 +430,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--judge-batch-size", type=int, default=4, help="DPO pairs per micro-batch for Con-J")
     p.add_argument("--judge-max-steps", type=int, default=-1, help="stop Con-J's DPO after this many steps (-1: one epoch)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--device", default="cpu", help="torch device for training and scoring (cpu, cuda, auto); the "
+                   "timings in the docstring are CPU ones")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads (the timings assume a 2-core machine)")
     p.add_argument("--workdir", type=Path, default=None, help="keep data, models and scores here (default: a temporary "
