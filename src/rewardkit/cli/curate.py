@@ -34,6 +34,9 @@ def add_command(dsub: Any) -> None:
                    choices=["auto", "pairs", "rewardbench", "rewardbench2", "rmb", "rmbench"],
                    help="reader for the --decontaminate files (auto: from the first record's fields)")
     p.add_argument("--ngram", type=int, default=13, help="decontamination: words per prompt n-gram")
+    p.add_argument("--response-min-words", type=int, default=13,
+                   help="decontamination: a response matches a benchmark response exactly only when it has at "
+                   "least this many words (short answers like 'What do you mean?' recur everywhere; 0: all)")
     p.add_argument("--filter-by", default=None, metavar="SCORER",
                    help="scorer as in `rewardkit score --model` (a reward model folder, rm:PATH, judge:MODEL, "
                    "dpo:POLICY, verifier, length, ...)")
@@ -68,6 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         dedup=tuple(d.strip() for d in args.dedup.split(",") if d.strip()), dedup_scope=args.dedup_scope,
         near_threshold=args.near_threshold, shingle=args.shingle, num_perm=args.num_perm,
         decontaminate=tuple(args.decontaminate), decontaminate_format=args.decontaminate_format, ngram=args.ngram,
+        response_min_words=args.response_min_words,
         filter_by=args.filter_by, keep=args.keep, select_by=args.select_by, per=args.per,
         balance_length=args.balance_length, skip_invalid=args.skip_invalid, seed=args.seed,
         progress=not args.no_progress)

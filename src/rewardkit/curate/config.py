@@ -25,6 +25,7 @@ class CurateConfig:
     decontaminate: tuple[str, ...] = ()  # benchmark / eval files
     decontaminate_format: str = "auto"  # reader for them: auto | pairs | rewardbench | rewardbench2 | rmb | rmbench
     ngram: int = 13  # words per prompt n-gram (decontamination)
+    response_min_words: int = 13  # benchmark responses shorter than this are not matched exactly (0: all)
     filter_by: str | None = None  # scorer spec (as `rewardkit score --model`)
     keep: str | None = None  # "agree" or "top:F" (needs filter_by)
     select_by: str = "margin"  # top:F ranks by: margin | chosen | mean
@@ -44,6 +45,8 @@ class CurateConfig:
             raise OptionError(f"--dedup-scope must be pair or prompt, got {self.dedup_scope!r}")
         if not 0.0 < self.near_threshold < 1.0:
             raise OptionError(f"--near-threshold must be in (0, 1), got {self.near_threshold}")
+        if self.response_min_words < 0:
+            raise OptionError(f"--response-min-words must be at least 0, got {self.response_min_words}")
         for name in ("shingle", "num_perm", "ngram", "score_batch"):
             if getattr(self, name) < 1:
                 raise OptionError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -120,8 +120,10 @@ def curate(path: str | Path, out_dir: str | Path, config: CurateConfig, *, score
 
         scorer = build_scorer(config.filter_by)
     _check_scorer(config, scorer)
-    index = build_index(config.decontaminate, fmt=config.decontaminate_format, n=config.ngram) \
-        if config.decontaminate else None
+    index = None
+    if config.decontaminate:
+        index = build_index(config.decontaminate, fmt=config.decontaminate_format, n=config.ngram,
+                            response_min_words=config.response_min_words)
     state = _State()
     state.seconds["setup"] += time.perf_counter() - t0  # building the scorer and the benchmark index
     _first_pass(str(path), config, state, index, scorer)

@@ -27,7 +27,7 @@ LONG = words(200, "w")
 
 def bench_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "rb.jsonl", [
-        {"prompt": BENCH_PROMPT, "chosen": "The benchmark answer.", "rejected": "no", "subset": "alpacaeval-easy",
+        {"prompt": BENCH_PROMPT, "chosen": "The benchmark answer explains, in thirteen words or more, exactly why this is right.", "rejected": "no", "subset": "alpacaeval-easy",
          "id": 41, "chosen_model": "x", "rejected_model": "y"}])
 
 
@@ -42,7 +42,7 @@ ROWS = [
     pair(LONG.replace("w100 ", "changed "), "a fine answer", "bad", source="b"),  # 4 near dup of 3
     pair("q " + " ".join(BENCH_PROMPT.split()[3:16]), "yes indeed", "not really", source="b"),  # 5 13-gram: contaminated
     pair("q " + " ".join(BENCH_PROMPT.split()[3:15]), "yes indeed", "not really", source="b"),  # 6 12-gram: kept
-    pair("Another question", "the BENCHMARK answer.", "meh", source="c"),  # 7 response match: contaminated
+    pair("Another question", "THE BENCHMARK ANSWER EXPLAINS, IN THIRTEEN WORDS OR MORE, EXACTLY WHY THIS IS RIGHT.", "meh", source="c"),  # 7 response match: contaminated
     pair("x", "same", "same"),  # 8 invalid: chosen == rejected
     pair("Last question", "an answer", "a worse answer", source="c"),  # 9 kept
 ]

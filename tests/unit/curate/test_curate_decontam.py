@@ -38,16 +38,27 @@ def test_short_prompt_matches_only_whole(tmp_path: Path) -> None:
 
 
 def test_exact_response_match(tmp_path: Path) -> None:
-    index = build_index([str(_rewardbench(tmp_path))], n=13)
+    index = build_index([str(_rewardbench(tmp_path))], n=13, response_min_words=1)
     assert index.match("unrelated prompt", ["mine", "the  benchmark answer."]) == \
         Hit(str(tmp_path / "rb.jsonl"), "41", "response_exact")
     assert index.match("unrelated prompt", ["the benchmark answer, almost"]) is None
 
 
+def test_short_responses_are_not_matched_by_default(tmp_path: Path) -> None:
+    long_answer = "a benchmark answer long enough to count: thirteen words or more in this one"  # 14 words
+    bench = write_jsonl(tmp_path / "eval.jsonl", [{"prompt": "p1", "chosen": "What do you mean?", "rejected": "no"},
+                                                  {"prompt": "p2", "chosen": long_answer, "rejected": "no"}])
+    index = build_index([str(bench)])  # defaults: 13-grams, responses of 13+ words
+    assert index.match("another dialogue", ["What do you mean?", "x"]) is None  # 4 words: everywhere
+    assert index.match("another dialogue", ["x", long_answer.upper()]) == Hit(str(bench), "1", "response_exact")
+    with pytest.raises(OptionError, match="response-min-words"):
+        BenchmarkIndex(13, -1)
+
+
 def test_plain_pairs_file(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "eval.jsonl", [{"prompt": BENCH_PROMPT, "chosen": "yes", "rejected": "no"}])
     assert detect_benchmark(str(path)) == "pairs"
-    index = build_index([str(path)], n=13)
+    index = build_index([str(path)], n=13, response_min_words=1)
     assert index.match(BENCH_PROMPT, ["a", "b"]) == Hit(str(path), "0", "prompt_ngram")
     assert index.match("q", ["b", "YES"]).rule == "response_exact"  # type: ignore[union-attr]
 
@@ -67,7 +78,7 @@ def test_detect_benchmark_by_fields(tmp_path: Path) -> None:
 def test_rewardbench2_responses_indexed(tmp_path: Path) -> None:
     rb2 = write_jsonl(tmp_path / "rb2.jsonl", [{"id": "7", "prompt": "p", "chosen": ["right answer"],
                                                 "rejected": ["w1", "w2", "w3"], "subset": "Math", "num_correct": 1}])
-    index = build_index([str(rb2)], n=13)
+    index = build_index([str(rb2)], n=13, response_min_words=1)
     assert index.match("another prompt", ["W2"]) == Hit(str(rb2), "7", "response_exact")
 
 
