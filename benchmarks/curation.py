@@ -144,7 +144,7 @@ def part_noise(args: argparse.Namespace, workdir: Path, files: dict[str, Path]) 
     rows = read_jsonl(files["train"])
     noisy = write_jsonl(folder / "noisy.jsonl", flip_labels(rows, args.noise, args.seed))
     small = write_jsonl(folder / "small_clean.jsonl", subset(rows, args.small_fraction, args.seed))
-    models = {"clean": train_rm("ifeval_full", files["train"], workdir, recipe, args.seed),
+    models = {"clean": train_rm("ifeval_lite_full", files["train"], workdir, recipe, args.seed),  # = ssrm's 100%
               "noisy": train_rm("ifeval_noisy", noisy, workdir, recipe, args.seed),
               "small_clean": train_rm("ifeval_small_clean", small, workdir, recipe, args.seed)}
     filters: dict[str, Any] = {}
