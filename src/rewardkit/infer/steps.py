@@ -96,17 +96,22 @@ def char_cuts(decode: Callable[[list[int]], str], ids: Sequence[int], text: str,
               boundaries: Sequence[int]) -> tuple[list[int], int]:
     """Character offsets in ``text`` of the token boundaries after ``boundaries`` (token indices into
     ``ids``, the tokens of ``text``): the length of the decoded prefix ``ids[:i + 1]``. A boundary whose
-    decoded prefix is not a prefix of ``text`` (a token that ends inside a multi-byte character) or that
-    does not advance is skipped. Returns ``(cuts, skipped)``."""
+    decoded prefix is not a prefix of ``text`` (a token that ends inside a multi-byte character), that
+    does not advance, or that would close a step of only whitespace (a low-confidence "\\n": a PRM cannot
+    score an empty step, so the whitespace joins the next step) is skipped. Returns ``(cuts, skipped)``."""
     cuts: list[int] = []
     skipped = 0
     for i in boundaries:
         prefix = decode(list(ids[: i + 1]))
         at = len(prefix)
-        if text.startswith(prefix) and (cuts[-1] if cuts else 0) < at < len(text):
+        start = cuts[-1] if cuts else 0
+        if text.startswith(prefix) and start < at < len(text) and text[start:at].strip():
             cuts.append(at)
         else:
             skipped += 1
+    if cuts and not text[cuts[-1]:].strip():  # a whitespace-only last step joins the one before
+        cuts.pop()
+        skipped += 1
     return cuts, skipped
 
 

@@ -113,9 +113,12 @@ def test_spans_concatenate_to_the_response_on_the_real_tokenizer(policy: Policy)
     assert "".join(pieces) == RESPONSE
     assert cuts == sorted(set(cuts))
     # byte-level BPE: "€" (3 bytes) and "😀" (4 bytes) may be split over tokens; those cuts are skipped, never
-    # placed inside a character, and every other token edge is a cut
+    # placed inside a character
     assert len(cuts) + skipped == len(ids) - 1
-    assert skipped == sum(1 for i in range(len(ids) - 1) if "\ufffd" in policy.decode(ids[: i + 1]))
+    # skipped: the cuts inside a character, and those that would leave a whitespace-only step (exactly which:
+    # test_no_step_is_only_whitespace)
+    assert skipped >= sum(1 for i in range(len(ids) - 1) if "\ufffd" in policy.decode(ids[: i + 1]))
+    assert all(step.strip() for step in spans(RESPONSE, cuts))
 
 
 def test_confidence_split_with_scripted_probabilities(policy: Policy) -> None:
@@ -340,3 +343,20 @@ def test_answer_checkers_by_task() -> None:
     assert math("3 + 4 = 7.\nAnswer: $7$") is True and math("Answer: $8$") is False
     assert checker_for(_step_row("7", None), "math")("so the answer is \\boxed{7}") is True
     assert row_task(_step_row("no", {"task": "two-hop"}), "mused") == "mused"  # an explicit --task wins
+
+
+def test_no_step_is_only_whitespace() -> None:
+    """A low-confidence newline would make a whitespace-only step, which train prm refuses: it joins the next
+    step (and a whitespace-only tail joins the step before)."""
+    text = "ab\n\ncd\n"
+    ids = list(range(len(text)))  # one character per token
+
+    def decode(prefix: list[int]) -> str:
+        return text[: len(prefix)]
+
+    # boundaries after "b" (ok), after the first "\n" (would leave "\n" alone: skipped), after "d" (would
+    # leave the tail "\n": dropped)
+    cuts, skipped = char_cuts(decode, ids, text, [1, 2, 5])
+    assert spans(text, cuts) == ["ab", "\n\ncd\n"]
+    assert skipped == 2
+    assert "".join(spans(text, cuts)) == text
