@@ -180,8 +180,9 @@ def best_of_n(rows: Sequence[dict[str, Any]], texts: Sequence[Sequence[str]], co
 
 def part_bon(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {}
-    for task, extra in (("mused", ("--n", str(args.synth_problems), "--depth", "1-4")),
-                        ("two-hop", ("--n", str(args.synth_problems), "--distractors", "1"))):
+    tasks = {"mused": ("--n", str(args.synth_problems), "--depth", "1-4"),
+             "two-hop": ("--n", str(args.synth_problems), "--distractors", "1")}
+    for task, extra in ((t, tasks[t]) for t in args.tasks):
         folder = synth_task(task, workdir, args, *extra)
         prm = train_model("prm", f"prm_{task}", folder / "stepwise.jsonl", workdir, args)
         orm = train_model("rm", f"orm_{task}", outcome_pairs(folder / "stepwise.jsonl", workdir / f"orm_{task}.jsonl"),
@@ -359,6 +360,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=96, help="two-hop answer tokens")
     p.add_argument("--synth-problems", type=int, default=400, help="mused / two-hop problems generated (80/20 split)")
     p.add_argument("--bon-problems", type=int, default=40, help="held-out problems for Best-of-N")
+    p.add_argument("--tasks", default=["mused", "two-hop"], type=lambda s: s.split(","),
+                   help="bon: of mused, two-hop")
     p.add_argument("--ns", default=[8, 16], type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--solution-tokens", type=int, default=128, help="max new tokens of a sampled solution")
     p.add_argument("--prompts-per-batch", type=int, default=4)
