@@ -38,7 +38,7 @@ from rewardkit.data.formats import Message
 from rewardkit.data.io import atomic_write_json, make_readable
 from rewardkit.errors import MissingInputError, OptionError
 from rewardkit.models.backbones import resolve_backbone
-from rewardkit.models.causal_lm import ensure_distinct_pad
+from rewardkit.models.causal_lm import ensure_distinct_pad, right_pad
 from rewardkit.models.devices import resolve_device, resolve_dtype
 
 METADATA_FILE = "rewardkit.json"
@@ -227,23 +227,12 @@ def load_prm(path: str | os.PathLike[str], *, max_length: int | None = None, dty
     return ProcessRewardModel(model, tokenizer, encoder, meta, name)
 
 
-def pad_right(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids (B, T) int64, attention_mask (B, T) int64), right-padded to the longest."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids.to(device), mask.to(device)
-
-
 def step_logits(model: Any, seqs: Sequence[Sequence[int]], positions: Sequence[Sequence[int]], pad_id: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward of B inputs -> (logits at the label positions (S, 2), their row index (S,) int64),
     S = all kept steps of the batch, in row order."""
     device = next(model.parameters()).device
-    ids, mask = pad_right(seqs, pad_id, device)
+    ids, mask = right_pad(seqs, pad_id, device)
     logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, 2)
     rows = torch.tensor([i for i, p in enumerate(positions) for _ in p], dtype=torch.long, device=device)
     cols = torch.tensor([j for p in positions for j in p], dtype=torch.long, device=device)
