@@ -136,9 +136,13 @@ def checker(task: str) -> Any:
 
 
 def policy_samples(rows: Sequence[dict[str, Any]], n: int, args: argparse.Namespace, path: Path) -> list[list[str]]:
-    """``n`` sampled solutions per row's prompt (temperature 0.8, top-p 0.95), stored and reused."""
+    """``n`` sampled solutions per row's prompt (temperature 0.8, top-p 0.95), stored and reused when the stored
+    file has them for the same rows (else sampled again)."""
     if path.exists():
-        return [r["samples"] for r in read_jsonl(path)]
+        stored = read_jsonl(path)
+        if [r["id"] for r in stored] == [r["id"] for r in rows] and all(len(r["samples"]) >= n for r in stored):
+            return [r["samples"][:n] for r in stored]
+        log(f"{path}: stored samples do not cover {len(rows)} rows x {n}; sampling again")
     from rewardkit.infer.sampler import SamplingConfig, load_policy, sample
 
     policy = load_policy(args.policy)
