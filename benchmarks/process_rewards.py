@@ -8,7 +8,8 @@ Parts (``--parts``; each writes into WORKDIR):
   data; min and last aggregation), of a MiniLM outcome RM trained on the same solutions as pairs, of a random
   pick and of the oracle; the PRM's first-error accuracy/F1 on the held-out gold/corrupted solutions.
 - ``adaptive``: AdaptiveStep (confidence split) vs newline split on the policy's own mused solutions: steps
-  per solution, Monte-Carlo labelling cost (rollout tokens), and the first-error F1 of a PRM trained on each.
+  per solution, Monte-Carlo labelling cost (rollout tokens), and the first-error F1 (mused and CHAMP) of a PRM
+  trained on each.
 - ``champ``: a PRM trained on CHAMP's train problems (gold + hand-annotated model solutions), first-error
   accuracy/F1 on the test problems' annotated solutions (and the mused PRM there, out of domain).
 - ``two_hop``: the policy (SmolLM2-135M-Instruct by default) answers held-out two-hop questions ("Who is A's
@@ -231,6 +232,7 @@ def part_adaptive(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                               "meta": r["meta"]} for r, ts in zip(rows, texts, strict=True) for j, t in enumerate(ts)])
     report: dict[str, Any] = {"solutions": len(read_jsonl(solutions)), "rollouts": args.rollouts}
     fe_rows = read_first_error_rows(str(folder / "first_error.jsonl"))
+    champ_rows = read_first_error_rows(str(champ_test(workdir, args)))
     for split in ("confidence", "newline"):
         steps, labeled = workdir / f"steps_{split}.jsonl", workdir / f"labeled_{split}.jsonl"
         t0 = time.perf_counter()
@@ -244,14 +246,24 @@ def part_adaptive(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                       "--seed", str(args.seed), threads=args.threads)
         t2 = time.perf_counter()
         prm = train_model("prm", f"prm_adaptive_{split}", labeled, workdir, args)
-        fe = evaluate_first_error(build_scorer(f"prm:{prm}", ScorerOptions(device="cpu")), fe_rows, seed=args.seed)
+        scorer = build_scorer(f"prm:{prm}", ScorerOptions(device="cpu"))
+        fe = evaluate_first_error(scorer, fe_rows, seed=args.seed)
         report[split] = {"steps": json.loads(steps.with_name(steps.stem + ".summary.json").read_text()),
                          "labels": json.loads(labeled.with_name(labeled.stem + ".summary.json").read_text()),
                          "split_seconds": t1 - t0, "label_seconds": t2 - t1,
-                         "prm_first_error_mused": _first_error_dict(fe)}
+                         "prm_first_error_mused": _first_error_dict(fe),
+                         "prm_first_error_champ": _first_error_dict(evaluate_first_error(scorer, champ_rows,
+                                                                                         seed=args.seed))}
         log(f"adaptive {split}: {report[split]['steps']['steps_per_solution']}, "
             f"{report[split]['labels']['rollout_tokens']} rollout tokens")
     return report
+
+
+def champ_test(workdir: Path, args: argparse.Namespace) -> Path:
+    """WORKDIR/champ_first_error_test.jsonl: CHAMP's annotated model solutions of the test problems."""
+    folder = synth_task("math-champ", workdir, args)
+    return write_jsonl(workdir / "champ_first_error_test.jsonl",
+                       [r for r in read_jsonl(folder / "first_error.jsonl") if r.get("meta", {}).get("split") == "test"])
 
 
 def part_champ(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -262,8 +274,7 @@ def part_champ(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     folder = synth_task("math-champ", workdir, args)
     prm = train_model("prm", "prm_champ", folder / "stepwise.jsonl", workdir, args)
-    test = write_jsonl(workdir / "champ_first_error_test.jsonl",
-                       [r for r in read_jsonl(folder / "first_error.jsonl") if r.get("meta", {}).get("split") == "test"])
+    test = champ_test(workdir, args)
     scorer = build_scorer(f"prm:{prm}", ScorerOptions(device="cpu"))
     report = {"test_rows": len(read_jsonl(test)),
               "prm_champ": _first_error_dict(evaluate_first_error(scorer, read_first_error_rows(str(test)),
