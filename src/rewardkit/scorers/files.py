@@ -1,11 +1,17 @@
-"""``rewardkit score``: any scorer over a file of preference pairs or prompt/completion rows."""
+"""``rewardkit score``: any scorer over a file of preference pairs or prompt/completion rows.
+
+Memory stays flat in the file's size: the validated records live in a memory-mapped Arrow dataset
+(:func:`~rewardkit.data.dataset.load_examples`), each window of :data:`WINDOW` records is fetched from it,
+tokenized and scored on its own, and only the numbers are kept (:class:`RecordScores`, numpy arrays over
+the records); the output is then written by streaming the input file a second time.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +24,9 @@ from rewardkit.scorers import is_pairwise, pointwise_function
 from rewardkit.scorers.shards import Shard, current_shard, score_sharded
 from rewardkit.scoring import ScorerOptions, build_scorer
 from rewardkit.types import ScoreOutput
+
+WINDOW = 8192  # records fetched from Arrow, tokenized and scored at a time: all that is ever held as Python objects
+_COLUMNS = ["prompt", "chosen", "rejected", "conversational"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +50,73 @@ class ScoreFileResult:
         return self.sequences / max(self.seconds, 1e-9)
 
 
+@dataclass
+class RecordScores:
+    """Per-record results over the N valid records, in input order (side 0: the chosen response or the
+    completion; side 1: the rejected response, NaN for completion rows).
+
+    ``scores``: (N, 2) float32; ``truncated``: (N,) bool, whether the truncation policy cut either side;
+    ``uncertainty``: (N, 2) float32 and ``objectives``: (N, 2, K) float32 (columns ``objective_names``) when
+    the scorer gives them; ``rationales``: (N,) object, a rationale judge's texts (a tuple, one per order asked).
+    ``judge``: the scores are a pairwise judge's (``chosen = −rejected = log-odds / 2``).
+    """
+
+    is_pair: np.ndarray
+    scores: np.ndarray
+    truncated: np.ndarray
+    judge: bool = False
+    uncertainty: np.ndarray | None = None
+    objectives: np.ndarray | None = None
+    objective_names: tuple[str, ...] = ()
+    rationales: np.ndarray | None = None
+
+    @classmethod
+    def empty(cls, is_pair: np.ndarray, *, judge: bool = False) -> RecordScores:
+        n = len(is_pair)
+        return cls(is_pair, np.full((n, 2), np.nan, dtype=np.float32), np.zeros(n, dtype=bool), judge)
+
+    def put(self, records: np.ndarray, side: int, out: ScoreOutput) -> None:
+        """Store ``out`` (one item per entry of ``records``, (m,) int64) as ``side`` of those records."""
+        n = len(self.is_pair)
+        self.scores[records, side] = out.rewards
+        self.truncated[records] |= out.truncated
+        if out.uncertainty is not None:
+            if self.uncertainty is None:
+                self.uncertainty = np.full((n, 2), np.nan, dtype=np.float32)
+            self.uncertainty[records, side] = out.uncertainty
+        if out.objectives is not None:
+            if self.objectives is None:
+                self.objectives = np.full((n, 2, out.objectives.shape[1]), np.nan, dtype=np.float32)
+                self.objective_names = out.objective_names
+            self.objectives[records, side] = out.objectives
+        if out.rationales is not None:
+            if self.rationales is None:
+                self.rationales = np.empty(n, dtype=object)
+            self.rationales[records] = out.rationales
+
+    def fields(self, k: int) -> dict[str, Any]:
+        """Record ``k``'s output fields, in the order ``rewardkit score`` writes them."""
+        if self.judge:
+            row: dict[str, Any] = {"chosen_score": float(self.scores[k, 0]), "rejected_score": float(self.scores[k, 1]),
+                                   "truncated": bool(self.truncated[k])}
+            if self.rationales is not None:
+                row["judge_rationale"] = list(self.rationales[k])
+            return row
+        sides = ((0, "chosen_"), (1, "rejected_")) if self.is_pair[k] else ((0, ""),)
+        row = {}
+        for side, prefix in sides:
+            row[f"{prefix}score"] = float(self.scores[k, side])
+            if self.objectives is not None:
+                row[f"{prefix}objectives"] = {name: float(v) for name, v in
+                                              zip(self.objective_names, self.objectives[k, side], strict=True)}
+            if self.uncertainty is not None:
+                row[f"{prefix}uncertainty"] = float(self.uncertainty[k, side])
+        row["truncated"] = bool(self.truncated[k])
+        return row
+
+
 def score_file(spec: str, data: str, out: str, *, options: ScorerOptions | None = None,
-               skip_invalid: bool = False) -> ScoreFileResult:
+               skip_invalid: bool = False, window: int = WINDOW) -> ScoreFileResult:
     """Score every record of ``data`` with the scorer ``spec`` (any kind: a reward model, ``dpo:``,
     ``judge:``, ``direction:``, ``verifier``, ``hybrid:``, ``length``) and write ``out`` (jsonl).
 
@@ -56,104 +130,125 @@ def score_file(spec: str, data: str, out: str, *, options: ScorerOptions | None 
     otherwise. Lines keep input order. With ``skip_invalid`` an invalid record is written back with
     ``"error"`` set and null scores instead of stopping the run.
 
-    Under ``torchrun`` / ``accelerate launch`` each process scores every WORLD_SIZE-th item
+    Records are scored ``window`` at a time (each window sorted by length into token-budget batches by the
+    scorer), so memory does not grow with the file; scores do not depend on the window.
+
+    Under ``torchrun`` / ``accelerate launch`` each process scores every WORLD_SIZE-th item of each window
     (:mod:`rewardkit.scorers.shards`; ``device auto`` is each process's own GPU) and the first process writes
     ``out``, identical to one process's.
     """
     from rewardkit.data.dataset import load_examples
 
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
     opts = options or ScorerOptions()
     shard = current_shard(opts.device)
     opts = dataclasses.replace(opts, device=shard.device(opts.device))
     if opts.items is None:
         opts = dataclasses.replace(opts, items=data)
     loaded = load_examples(data, kind="any", skip_invalid=skip_invalid)
-    rows = loaded.dataset.select_columns(["prompt", "chosen", "rejected", "conversational"])[:]
-    pairs = [i for i, r in enumerate(rows["rejected"]) if r]
-    singles = [i for i, r in enumerate(rows["rejected"]) if not r]
+    dataset = loaded.dataset.select_columns(_COLUMNS)
+    is_pair = pair_mask(dataset)
+    n_pairs = int(is_pair.sum())
     scorer = build_scorer(spec, opts)
     t0 = time.perf_counter()
     if is_pairwise(scorer):
-        if singles:
+        if n_pairs < len(is_pair):
             raise UnsupportedError(f"{spec}: a pairwise judge compares two responses, but {data} has "
-                                   f"{len(singles)} prompt/completion rows; give it preference pairs")
-        extras = _judge_pairs(scorer, rows, pairs, shard)
-        sequences = len(pairs) * 2
+                                   f"{len(is_pair) - n_pairs} prompt/completion rows; give it preference pairs")
+        results = _judge_pairs(scorer, dataset, is_pair, shard, window)
+        sequences = n_pairs * 2
     else:
-        extras, sequences = _pointwise(pointwise_function(scorer), rows, pairs, singles, shard)
+        results = _pointwise(pointwise_function(scorer), dataset, is_pair, shard, window)
+        sequences = len(is_pair) + n_pairs
+    _check_finite(results)
     seconds = time.perf_counter() - t0
     if shard.is_main:
-        _write_scored(data, out, extras)
-    cut = sum(bool(e.get("truncated")) for e in extras)
-    return ScoreFileResult(out, getattr(scorer, "name", spec), len(pairs), len(singles), loaded.n_errors, sequences,
-                           cut, seconds, shard.world, shard.is_main)
+        _write_scored(data, out, results)
+    return ScoreFileResult(out, getattr(scorer, "name", spec), n_pairs, len(is_pair) - n_pairs, loaded.n_errors,
+                           sequences, int(results.truncated.sum()), seconds, shard.world, shard.is_main)
 
 
-def _pointwise(fn: Any, rows: dict[str, list[Any]], pairs: list[int], singles: list[int], shard: Shard
-               ) -> tuple[list[dict[str, Any]], int]:
-    """Score every chosen response (and the rejected ones of pairs) in one call (this process's shard of
-    them); per-record output fields."""
-    n = len(rows["prompt"])
-    idx = list(range(n)) + pairs
-    responses = rows["chosen"] + [rows["rejected"][i] for i in pairs]
+def pair_mask(dataset: Any, *, batch: int = 65_536) -> np.ndarray:
+    """(N,) bool: which records of a loaded dataset are pairs (a non-empty ``rejected``), read from Arrow
+    a batch at a time (no messages are turned into Python objects)."""
+    import pyarrow.compute as pc
+
+    parts = [pc.list_value_length(table["rejected"]).to_numpy(zero_copy_only=False) > 0
+             for table in dataset.select_columns(["rejected"]).with_format("arrow").iter(batch_size=batch)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def windows(n: int, size: int) -> Iterator[tuple[int, int]]:
+    """[lo, hi) record ranges of at most ``size`` records covering 0..n-1."""
+    for lo in range(0, n, size):
+        yield lo, min(n, lo + size)
+
+
+def _progress(total: int, shard: Shard) -> Any:
     from tqdm.auto import tqdm
 
-    def score(mine: np.ndarray) -> ScoreOutput:
-        with tqdm(total=len(mine), desc="score", unit="seq", dynamic_ncols=True, disable=not shard.is_main) as bar:
-            return fn([rows["prompt"][idx[k]] for k in mine], [responses[k] for k in mine],
-                      [rows["conversational"][idx[k]] for k in mine], progress=bar.update)
-
-    out = score_sharded(shard, len(idx), score)
-    _check_finite(out.rewards)
-    extras: list[dict[str, Any]] = [{} for _ in range(n)]
-    pair_set = set(pairs)
-    for i in range(n):
-        side = "chosen" if i in pair_set else None
-        extras[i].update(_fields(out, i, side))
-    for j, i in enumerate(pairs):
-        extras[i].update(_fields(out, n + j, "rejected"))
-        extras[i]["truncated"] = bool(out.truncated[i] or out.truncated[n + j])
-    for i in singles:
-        extras[i]["truncated"] = bool(out.truncated[i])
-    return extras, len(idx)
+    return tqdm(total=total, desc="score", unit="seq", dynamic_ncols=True, disable=not shard.is_main)
 
 
-def _fields(out: ScoreOutput, k: int, side: str | None) -> dict[str, Any]:
-    """``score`` (or ``chosen_score``/``rejected_score``) and the optional objectives and uncertainty."""
-    prefix = f"{side}_" if side else ""
-    fields: dict[str, Any] = {f"{prefix}score": float(out.rewards[k])}
-    objectives = out.objectives_of(k)
-    if objectives is not None:
-        fields[f"{prefix}objectives"] = objectives
-    if out.uncertainty is not None:
-        fields[f"{prefix}uncertainty"] = float(out.uncertainty[k])
-    return fields
+def _shard_total(shard: Shard, is_pair: np.ndarray, window: int, per_record: Callable[[np.ndarray], int]) -> int:
+    """How many items this process scores over all windows (for the progress bar)."""
+    return sum(len(shard.positions(per_record(is_pair[lo:hi]))) for lo, hi in windows(len(is_pair), window))
 
 
-def _judge_pairs(judge: Any, rows: dict[str, list[Any]], pairs: Sequence[int], shard: Shard
-                 ) -> list[dict[str, Any]]:
-    def compare(mine: np.ndarray) -> ScoreOutput:
-        chosen = [pairs[k] for k in mine]
-        return judge.compare([rows["prompt"][i] for i in chosen], [rows["chosen"][i] for i in chosen],
-                             [rows["rejected"][i] for i in chosen])
+def _pointwise(fn: Any, dataset: Any, is_pair: np.ndarray, shard: Shard, window: int) -> RecordScores:
+    """Score every chosen response (and the rejected one of each pair), one window of records at a time
+    (this process's shard of each window's items)."""
+    results = RecordScores.empty(is_pair)
+    with _progress(_shard_total(shard, is_pair, window, lambda p: len(p) + int(p.sum())), shard) as bar:
+        for lo, hi in windows(len(is_pair), window):
+            rows = dataset[lo:hi]  # this window's records only: dict of lists
+            pairs = np.flatnonzero(is_pair[lo:hi])
+            record = np.concatenate([np.arange(hi - lo), pairs])  # (m,) the window record of each item
+            responses = rows["chosen"] + [rows["rejected"][i] for i in pairs]
 
-    out = score_sharded(shard, len(pairs), compare)
-    _check_finite(out.rewards)
-    rows = [{"chosen_score": float(v) / 2, "rejected_score": -float(v) / 2, "truncated": bool(t)}
-            for v, t in zip(out.rewards, out.truncated, strict=True)]
-    if out.rationales is not None:  # a rationale judge (train judge): its texts, one per order asked
-        for row, texts in zip(rows, out.rationales, strict=True):
-            row["judge_rationale"] = list(texts)
-    return rows
+            def score(mine: np.ndarray, rows: dict[str, list[Any]] = rows, record: np.ndarray = record,
+                      responses: list[Any] = responses) -> ScoreOutput:
+                return fn([rows["prompt"][record[k]] for k in mine], [responses[k] for k in mine],
+                          [rows["conversational"][record[k]] for k in mine], progress=bar.update)
+
+            out = score_sharded(shard, len(record), score)
+            first = hi - lo
+            results.put(np.arange(lo, hi), 0, out.select(np.arange(first)))
+            results.put(lo + pairs, 1, out.select(np.arange(first, len(record))))
+    return results
 
 
-def _check_finite(rewards: np.ndarray) -> None:
-    bad = np.flatnonzero(~np.isfinite(rewards))
+def _judge_pairs(judge: Any, dataset: Any, is_pair: np.ndarray, shard: Shard, window: int) -> RecordScores:
+    """A pairwise judge's half log-odds of every pair, one window at a time."""
+    results = RecordScores.empty(is_pair, judge=True)
+    with _progress(_shard_total(shard, is_pair, window, len), shard) as bar:
+        for lo, hi in windows(len(is_pair), window):
+            rows = dataset[lo:hi]
+
+            def compare(mine: np.ndarray, rows: dict[str, list[Any]] = rows) -> ScoreOutput:
+                out = judge.compare([rows["prompt"][k] for k in mine], [rows["chosen"][k] for k in mine],
+                                    [rows["rejected"][k] for k in mine])
+                bar.update(len(mine))
+                return out
+
+            out = score_sharded(shard, hi - lo, compare)
+            half = (out.rewards / 2).astype(np.float32)  # exact: halving a float32 loses nothing
+            results.put(np.arange(lo, hi), 0, dataclasses.replace(out, rewards=half))
+            results.scores[lo:hi, 1] = -half
+    return results
+
+
+def _check_finite(results: RecordScores) -> None:
+    sides = results.scores.copy()
+    sides[~results.is_pair, 1] = 0.0  # completion rows have no rejected side
+    bad = np.flatnonzero(~np.isfinite(sides).all(axis=1))
     if bad.size:
-        raise RuntimeError(f"the scorer returned {bad.size} non-finite rewards (first at input {int(bad[0])})")
+        raise RuntimeError(f"the scorer returned non-finite rewards for {bad.size} records (first at record "
+                           f"{int(bad[0])})")
 
 
-def _write_scored(data: str, out: str, extras: list[dict[str, Any]]) -> None:
+def _write_scored(data: str, out: str, results: RecordScores) -> None:
     """Stream the raw records of ``data`` again, attach each valid record's fields in order, write ``out``
     atomically (nothing half-written; a path that cannot be written is an input error naming it)."""
     from rewardkit.data.formats import DataError, iter_records, parse_record
@@ -171,6 +266,6 @@ def _write_scored(data: str, out: str, extras: list[dict[str, Any]]) -> None:
             if error is not None:
                 row = {**(record if isinstance(record, dict) else {}), "error": str(error), "score": None}
             else:
-                row = {**record, **extras[k]}  # type: ignore[dict-item]
+                row = {**record, **results.fields(k)}  # type: ignore[dict-item]
                 k += 1
             f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
