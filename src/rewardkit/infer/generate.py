@@ -18,7 +18,14 @@ from rewardkit.errors import OptionError, UnsupportedError
 from rewardkit.infer.accounting import total
 from rewardkit.infer.best_of_n import PromptResult, best_of_n
 from rewardkit.infer.sampler import SamplingConfig, load_policy
-from rewardkit.infer.speculative import SpeculativeConfig, speculative_rejection
+from rewardkit.infer.speculative import (
+    AdaptiveAlpha,
+    Alpha,
+    SpeculativeConfig,
+    alpha_label,
+    parse_alpha,
+    speculative_rejection,
+)
 from rewardkit.scoring import ScorerOptions, build_scorer, is_pairwise, parse_spec
 from rewardkit.verify.sandbox import SandboxLimits
 
@@ -35,7 +42,7 @@ class GenerateConfig:
     out: str
     method: str = "bon"
     n: int = 16
-    alpha: float = 0.5  # the official Speculative Rejection README's value
+    alpha: Alpha | str = 0.5  # the official Speculative Rejection README's value; "adaptive[:LOW,HIGH]" too
     chunk: int | None = 16
     token_budget: int | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -55,6 +62,10 @@ class GenerateConfig:
             raise OptionError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.n < 1:
             raise OptionError(f"n must be >= 1, got {self.n}")
+        alpha = parse_alpha(self.alpha)
+        if not isinstance(alpha, AdaptiveAlpha) and not 0.0 <= alpha < 1.0:
+            raise OptionError(f"alpha must be in [0, 1), got {alpha}")
+        object.__setattr__(self, "alpha", alpha)
 
 
 def read_prompts(path: str, limit: int | None = None) -> list[dict[str, Any]]:
@@ -103,6 +114,7 @@ def generate_file(cfg: GenerateConfig) -> dict[str, Any]:
     if cfg.method == "bon":
         results = best_of_n(policy, scorer, prompts, **common)
     else:
+        assert not isinstance(cfg.alpha, str)  # parsed in __post_init__
         spec = SpeculativeConfig(cfg.alpha, chunk=None if cfg.token_budget else cfg.chunk, token_budget=cfg.token_budget)
         results = speculative_rejection(policy, scorer, prompts, config=spec, **common)
     _write_rows(Path(cfg.out), [_row(cfg, row, res) for row, res in zip(rows, results, strict=True)])
@@ -114,7 +126,7 @@ def _row(cfg: GenerateConfig, row: dict[str, Any], res: PromptResult) -> dict[st
            "n_tokens": res.best.n_tokens, "sample_index": res.best.index, "method": cfg.method, "n": cfg.n,
            "compute": res.compute.to_dict()}
     if cfg.method == "speculative":
-        out["alpha"] = cfg.alpha
+        out["alpha"] = alpha_label(parse_alpha(cfg.alpha))
         out["rounds"] = [asdict(r) for r in res.rounds]
     if cfg.keep_all:
         out["candidates"] = [asdict(c) for c in res.candidates]
@@ -132,7 +144,7 @@ def summarize(cfg: GenerateConfig, results: list[PromptResult]) -> dict[str, Any
     """Mean best score and the total compute of a run, with per-prompt means."""
     spent = total([r.compute for r in results])
     k = max(len(results), 1)
-    return {"out": cfg.out, "method": cfg.method, "n": cfg.n, "alpha": cfg.alpha, "policy": cfg.policy,
+    return {"out": cfg.out, "method": cfg.method, "n": cfg.n, "alpha": alpha_label(parse_alpha(cfg.alpha)), "policy": cfg.policy,
             "reward": cfg.reward, "pessimism": cfg.pessimism, "prompts": len(results),
             "mean_score": sum(r.best.score for r in results) / k,
             "compute": spent.to_dict(),
