@@ -31,8 +31,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output jsonl, one row per prompt")
     p.add_argument("--method", choices=METHODS, default="bon", help="bon: Best-of-N; speculative: Speculative Rejection")
     p.add_argument("--n", type=int, default=d.n, help="samples per prompt (speculative: samples it starts with)")
-    p.add_argument("--alpha", type=float, default=d.alpha, help="speculative: share of the pool rejected at each "
-                   "decision point, in [0, 1) (the official code's README uses 0.5)")
+    p.add_argument("--alpha", default=d.alpha, help="speculative: share of the pool rejected at each decision "
+                   "point, in [0, 1) (the official code's README uses 0.5); or 'adaptive' / 'adaptive:LOW,HIGH' "
+                   "(default 0.3,0.9): alpha = LOW + (HIGH - LOW) * max(0, rank correlation of the partial scores "
+                   "with the previous scoring's), the first decision compared with a probe halfway to it")
     p.add_argument("--chunk", type=int, default=d.chunk, help="speculative: tokens between decision points")
     p.add_argument("--token-budget", type=int, default=None, help="speculative: instead of --chunk, decide when "
                    "running samples x context length reaches this many KV-cache tokens")

@@ -40,12 +40,14 @@ class Candidate:
 @dataclass(frozen=True)
 class Round:
     """One Speculative Rejection decision point of one prompt: tokens generated so far by the longest
-    sample, the pool size (finished kept + running), and how many of the pool were kept."""
+    sample, the pool size (finished kept + running), how many of the pool were kept, and the rejection
+    rate used (fixed, or adaptive)."""
 
     generated: int
     pool: int
     kept: int
     running_kept: int
+    alpha: float = 0.0
 
 
 @dataclass(frozen=True)

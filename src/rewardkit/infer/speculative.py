@@ -15,7 +15,21 @@ Partial-response rewards correlate with final rewards, so (METHODS §1, as in th
 Finished responses are scored on their full text, so one that was dropped from the pool still has its
 final score and stays eligible as the answer (it costs nothing and can only raise the returned
 reward). ``α = 0`` keeps everything and equals Best-of-N (with extra scoring). Each prompt has its own
-pool, also when several prompts share a batch.
+pool, also when several prompts share a batch (``prompts_per_batch``: their rows decode together, and the
+token budget counts every running row of the batch, so decision points are shared while the rejections
+are not).
+
+**Adaptive rejection rate** (:class:`AdaptiveAlpha`; the official repository lists it as future work —
+this rule is rewardkit's own). Reject more when the partial scores have proved to predict later scores,
+less when they have not. At each decision point of a prompt,
+
+    α_k = low + (high − low) · max(0, ρ_k),
+
+where ``ρ_k`` is the Spearman rank correlation between the samples' scores now and at the previous
+scoring (the samples that were running then and still have a score now: running, or finished since).
+The first decision has no previous scoring, so an adaptive run scores a *probe* halfway through the
+first segment (nothing is rejected there; it costs one scorer call per prompt). Where ``ρ`` cannot be
+computed (fewer than 3 samples, or all scores tied) the last rate is kept (``low`` at the start).
 """
 
 from __future__ import annotations
@@ -33,17 +47,65 @@ from rewardkit.infer.sampler import Policy, Rollout, SamplingConfig
 
 
 @dataclass(frozen=True)
-class SpeculativeConfig:
-    """``alpha`` ∈ [0, 1): the share of the pool rejected at each decision point. Decision points come
-    every ``chunk`` generated tokens, or (``chunk = None``) from ``token_budget``: KV-cache tokens
-    (running rows × context length) allowed before the next decision."""
+class AdaptiveAlpha:
+    """An adaptive rejection rate in ``[low, high]``, set at each decision point from the rank correlation
+    of successive partial scores (see the module docstring): ``α = low + (high − low)·max(0, ρ)``."""
 
-    alpha: float
+    low: float = 0.3
+    high: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low <= self.high < 1.0:
+            raise OptionError(f"adaptive alpha needs 0 <= low <= high < 1, got low={self.low}, high={self.high}")
+
+    def rate(self, rho: float | None, last: float) -> float:
+        """The rate for a decision with rank correlation ``rho`` (None: unknown, keep ``last``)."""
+        if rho is None:
+            return last
+        return self.low + (self.high - self.low) * max(0.0, rho)
+
+    def __str__(self) -> str:
+        return f"adaptive:{self.low:g},{self.high:g}"
+
+
+Alpha = float | AdaptiveAlpha
+
+
+def parse_alpha(value: str | float | AdaptiveAlpha) -> Alpha:
+    """``0.5`` → 0.5; ``adaptive`` → :class:`AdaptiveAlpha` with its defaults; ``adaptive:LOW,HIGH`` → those
+    bounds. Ranges are checked by the config that uses the value."""
+    if isinstance(value, AdaptiveAlpha | float | int):
+        return float(value) if not isinstance(value, AdaptiveAlpha) else value
+    text = value.strip()
+    if text == "adaptive":
+        return AdaptiveAlpha()
+    try:
+        if text.startswith("adaptive:"):
+            low, high = (float(x) for x in text.removeprefix("adaptive:").split(","))
+            return AdaptiveAlpha(low, high)
+        return float(text)
+    except ValueError:
+        raise OptionError(f"alpha must be a number in [0, 1), 'adaptive' or 'adaptive:LOW,HIGH', got {value!r}") from None
+
+
+def alpha_label(alpha: Alpha) -> float | str:
+    """A JSON-friendly form of a rate: the number, or ``adaptive:LOW,HIGH``."""
+    return str(alpha) if isinstance(alpha, AdaptiveAlpha) else float(alpha)
+
+
+@dataclass(frozen=True)
+class SpeculativeConfig:
+    """``alpha`` ∈ [0, 1): the share of the pool rejected at each decision point, or an
+    :class:`AdaptiveAlpha`. Decision points come every ``chunk`` generated tokens, or (``chunk = None``)
+    from ``token_budget``: KV-cache tokens (running rows of the batch × context length) allowed before the
+    next decision."""
+
+    alpha: Alpha
     chunk: int | None = 16
     token_budget: int | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha < 1.0:
+        if not isinstance(self.alpha, AdaptiveAlpha) and not 0.0 <= self.alpha < 1.0:
             raise OptionError(f"alpha must be in [0, 1), got {self.alpha}")
         if (self.chunk is None) == (self.token_budget is None):
             raise OptionError("give exactly one of chunk and token_budget")
@@ -51,6 +113,10 @@ class SpeculativeConfig:
             raise OptionError(f"chunk must be >= 1, got {self.chunk}")
         if self.token_budget is not None and self.token_budget < 1:
             raise OptionError(f"token_budget must be >= 1, got {self.token_budget}")
+
+    @property
+    def adaptive(self) -> AdaptiveAlpha | None:
+        return self.alpha if isinstance(self.alpha, AdaptiveAlpha) else None
 
 
 def next_segment(cfg: SpeculativeConfig, *, running: int, context_length: int, remaining: int) -> int:
@@ -75,18 +141,59 @@ def _finite(x: float) -> float:
     return -math.inf if math.isnan(x) else x
 
 
+def _ranks(x: Sequence[float]) -> list[float]:
+    """Ranks 1..n of ``x`` (NaN lowest), ties given their average rank."""
+    order = sorted(range(len(x)), key=lambda i: _finite(x[i]))
+    ranks = [0.0] * len(x)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and _finite(x[order[j + 1]]) == _finite(x[order[i]]):
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman's ρ of paired scores (Pearson correlation of average ranks); None for fewer than 3 pairs
+    or when either side is all tied."""
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} scores against {len(b)}")
+    if len(a) < 3:
+        return None
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
+    if va == 0 or vb == 0:
+        return None
+    return cov / math.sqrt(va * vb)
+
+
 class _PromptPool:
     """The bookkeeping of one prompt: final scores of finished samples, the finished ones still in the
-    pool, the last partial score of each running sample, and the decision rounds."""
+    pool, the last partial score of each running sample, the current rejection rate, the scores of the
+    last scoring (for the adaptive rate) and the decision rounds."""
 
-    def __init__(self) -> None:
+    def __init__(self, alpha: Alpha) -> None:
+        self.alpha = alpha
+        self.rate = alpha.low if isinstance(alpha, AdaptiveAlpha) else alpha
         self.final: dict[int, float] = {}
         self.in_pool: set[int] = set()
         self.partial: dict[int, float] = {}
+        self.previous: dict[int, float] = {}
         self.rounds: list[Round] = []
 
-    def decide(self, rollout: Rollout, p: int, prompt: list[Message], conv: bool, meter: MeteredScorer,
-               alpha: float) -> list[int]:
+    def probe(self, rollout: Rollout, p: int, prompt: list[Message], conv: bool, meter: MeteredScorer) -> None:
+        """Score this prompt's running samples without rejecting any (the adaptive rate's first reference)."""
+        running = [g for g in rollout.running if rollout.samples[g].prompt == p]
+        if running:
+            self.previous = dict(zip(running, meter.score(prompt, [rollout.text(g) for g in running], conv).tolist(),
+                                     strict=True))
+
+    def decide(self, rollout: Rollout, p: int, prompt: list[Message], conv: bool, meter: MeteredScorer) -> list[int]:
         """Score this prompt's new finished and running samples; return the running ones to keep."""
         running = [g for g in rollout.running if rollout.samples[g].prompt == p]
         newly = [g for g in rollout.rows_of(p)
@@ -94,18 +201,29 @@ class _PromptPool:
         if not running and not newly:
             return []
         scores = meter.score(prompt, [rollout.text(g) for g in newly + running], conv).tolist()
-        self.final.update(zip(newly, scores[: len(newly)], strict=True))
+        now = dict(zip(newly + running, scores, strict=True))
+        self.final.update({g: now[g] for g in newly})
         self.in_pool.update(newly)
-        self.partial.update(zip(running, scores[len(newly):], strict=True))
+        self.partial.update({g: now[g] for g in running})
         if not running:
             return []
+        self.rate = self._next_rate(now)
+        self.previous = {g: now[g] for g in running}
         pool = {g: self.final[g] for g in self.in_pool} | {g: self.partial[g] for g in running}
-        keep = set(survivors(pool, alpha))
+        keep = set(survivors(pool, self.rate))
         self.in_pool &= keep
         kept_running = [g for g in running if g in keep]
         self.rounds.append(Round(max(len(rollout.samples[g].token_ids) for g in running), len(pool), len(keep),
-                                 len(kept_running)))
+                                 len(kept_running), self.rate))
         return kept_running
+
+    def _next_rate(self, now: Mapping[int, float]) -> float:
+        """The fixed α, or the adaptive rate from the rank correlation of the previous scoring and ``now``."""
+        if not isinstance(self.alpha, AdaptiveAlpha):
+            return self.alpha
+        common = [g for g in self.previous if g in now]
+        rho = rank_correlation([self.previous[g] for g in common], [now[g] for g in common])
+        return self.alpha.rate(rho, self.rate)
 
     def candidates(self, rollout: Rollout, p: int) -> tuple[Candidate, ...]:
         out = []
@@ -120,17 +238,33 @@ def _speculative_batch(cfg: SpeculativeConfig) -> Any:
     def run(
         rollout: Rollout, prompts: list[list[Message]], convs: list[bool], meter: MeteredScorer,
     ) -> tuple[list[tuple[Candidate, ...]], list[Compute], list[tuple[Round, ...]]]:
-        pools = [_PromptPool() for _ in prompts]
+        pools = [_PromptPool(cfg.alpha) for _ in prompts]
         scored = [Compute() for _ in prompts]
-        while not rollout.done:
-            remaining = rollout.cfg.max_new_tokens - rollout.max_generated()
-            rollout.advance(next_segment(cfg, running=len(rollout.running),
-                                         context_length=rollout.context_length(), remaining=remaining))
+
+        def each_prompt(action: str) -> list[int]:
+            """Run ``probe`` or ``decide`` for every prompt of the batch, charging each its scorer cost."""
             keep: list[int] = []
             for p, (prompt, conv) in enumerate(zip(prompts, convs, strict=True)):
                 before = meter.snapshot()
-                keep += pools[p].decide(rollout, p, prompt, conv, meter, cfg.alpha)
+                if action == "probe":
+                    pools[p].probe(rollout, p, prompt, conv, meter)
+                else:
+                    keep += pools[p].decide(rollout, p, prompt, conv, meter)
                 scored[p] = scored[p] + since(before, meter.snapshot())
+            return keep
+
+        first = True
+        while not rollout.done:
+            remaining = rollout.cfg.max_new_tokens - rollout.max_generated()
+            steps = next_segment(cfg, running=len(rollout.running), context_length=rollout.context_length(),
+                                 remaining=remaining)
+            if first and cfg.adaptive is not None and steps >= 2:
+                rollout.advance(steps // 2)
+                each_prompt("probe")
+                steps -= steps // 2
+            first = False
+            rollout.advance(steps)
+            keep = each_prompt("decide")
             if not rollout.done:
                 rollout.keep(keep)
         cands = [pool.candidates(rollout, p) for p, pool in enumerate(pools)]
@@ -154,4 +288,4 @@ def speculative_rejection(
         raise OptionError(f"n must be >= 1, got {n}")
     return run_batches(policy, scorer, prompts, n=n, sampling=sampling, batch_fn=_speculative_batch(config),
                        prompts_per_batch=prompts_per_batch, prompt_keys=prompt_keys, progress=progress,
-                       desc=f"speculative α={config.alpha:g}")
+                       desc=f"speculative α={alpha_label(config.alpha)}")
