@@ -13,6 +13,16 @@ other users' work on a shared machine only ever adds time. Also reported: the la
 between the two, between two very different token budgets (batch-size invariance), and against
 ``score_file`` (the ``rewardkit score`` path, timed end to end including tokenization).
 
+Two more parts (``--parts``):
+
+- ``sweep``: rewardkit's speed at each token budget of ``--sweep-budgets`` (the same sequences; runs
+  alternate), the budget that was fastest, and the largest score difference between budgets -- the
+  measurement behind ``rewardkit.scoring.default_batch_tokens``;
+- ``memory``: ``rewardkit score`` over synthetic files of ``--sizes`` records (short texts, written to the
+  workdir), each size in its own subprocess that prints its peak resident memory (``ru_maxrss``), beside a
+  subprocess that only imports rewardkit and torch. ``--src`` measures another checkout's code (its ``src``
+  folder goes first on ``PYTHONPATH``), so the same command compares two commits.
+
 Prints one JSON object on stdout (progress goes to stderr); see ``benchmarks/README.md``.
 """
 
@@ -24,6 +34,9 @@ import gzip
 import json
 import os
 import platform
+import random
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,11 +47,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from _common import run_json_main
+from _common import OFFLINE_ENV, run_json_main
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
 TARGET_RATIO = 2.0
 INVARIANCE_TOLERANCE = 1e-4
+PARTS = ("throughput", "sweep", "memory")
 
 
 def log(message: str) -> None:
@@ -314,11 +328,7 @@ def warm_up(rm: Any, encoded: Sequence[Any], batch_size: int, max_tokens: int) -
     score_rewardkit(rm, sample, max_tokens)
 
 
-def measure(s: Settings, model_dir: str, pairs: Pairs, workdir: Path) -> Measured:
-    from rewardkit.models.reward_model import load_reward_model
-
-    rm = load_reward_model(model_dir, max_length=s.max_length)
-    encoded = encode_all(rm, pairs.examples)
+def measure(s: Settings, model_dir: str, pairs: Pairs, workdir: Path, rm: Any, encoded: Sequence[Any]) -> Measured:
     lengths = [len(e.input_ids) for e in encoded]
     order = file_order(len(pairs.examples))
     log(f"{len(encoded)} sequences, mean {np.mean(lengths):.0f} / max {max(lengths)} tokens; warming up")
@@ -336,34 +346,157 @@ def measure(s: Settings, model_dir: str, pairs: Pairs, workdir: Path) -> Measure
     return Measured(timings, scores, invariance, inv_scores, file_result, file_scores, lengths, order, load)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    from rewardkit.scoring import DEFAULT_MAX_TOKENS
+# ----------------------------------------------------------------------------- part: token-budget sweep
 
+
+def measure_sweep(rm: Any, encoded: Sequence[Any], budgets: Sequence[int], repeats: int) -> dict[str, Any]:
+    """rewardkit's sequences/s at each token budget (runs alternate; each keeps its best), its batches and
+    padding, the fastest budget, and the largest score difference from the first budget."""
+    from rewardkit.scoring import default_batch_tokens
+
+    lengths = [len(e.input_ids) for e in encoded]
+    device = next(rm.model.parameters()).device
+    score_rewardkit(rm, list(encoded[:: max(1, len(encoded) // 64)]), min(budgets))  # untimed warm-up
+    load_before = os.getloadavg()[0]
+    timings, scores = alternate({str(b): (lambda b=b: score_rewardkit(rm, encoded, b)) for b in budgets}, repeats)
+    rates = {b: timings[str(b)].to_dict()["sequences_per_s"] for b in budgets}
+    fastest = max(rates, key=rates.__getitem__)
+    first = scores[str(budgets[0])]
+    return {
+        "device": str(device), "default_budget_for_device": default_batch_tokens(device),
+        "fastest_budget": fastest, "sequences": len(encoded), "mean_tokens": float(np.mean(lengths)),
+        "budgets": {str(b): {**timings[str(b)].to_dict(), "relative_to_fastest": rates[b] / rates[fastest],
+                             **padding_budget(lengths, b)} for b in budgets},
+        "max_abs_score_diff_between_budgets": max(max_abs_diff(scores[str(b)], first) for b in budgets),
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
+    }
+
+
+# ----------------------------------------------------------------------------- part: peak memory by file size
+
+# runs `rewardkit score ARGS` in this process, then prints its peak resident memory (and which rewardkit ran)
+_MEASURE = ("import json, resource, sys, time\nt0 = time.perf_counter()\nimport rewardkit\n"
+            "from rewardkit.cli.main import main\nrc = main(['score', *sys.argv[1:]]) if sys.argv[1:] else 0\n"
+            "print(json.dumps({'rc': rc, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+            "'seconds': time.perf_counter() - t0, 'rewardkit': rewardkit.__file__}))\nsys.exit(rc)")
+_WORDS = ("the", "a", "cat", "dog", "sat", "ran", "on", "mat", "quickly", "blue", "green", "answer", "is", "yes",
+          "no", "maybe", "because", "water", "boils", "at", "one", "hundred", "degrees")
+
+
+def synthetic_pairs(path: Path, n: int, seed: int = 0) -> Path:
+    """``n`` short preference pairs (prompt 6-12 words, responses 4-20 words) as jsonl, one record a line,
+    written as it goes (the file, not this process, holds them)."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            prompt = f"q{i}: " + " ".join(rng.choices(_WORDS, k=rng.randint(6, 12))) + "?"
+            chosen, rejected = (" " + " ".join(rng.choices(_WORDS, k=rng.randint(4, 20))) for _ in range(2))
+            f.write(json.dumps({"prompt": prompt, "chosen": chosen, "rejected": rejected}) + "\n")
+    return path
+
+
+def run_measured(argv: Sequence[str], *, src: Path | None, threads: int, cache: Path) -> dict[str, Any]:
+    """Run ``rewardkit score ARGV`` (nothing for an empty ARGV) in a fresh Python; its peak RSS in MB,
+    seconds, and which rewardkit it imported. ``src`` goes first on PYTHONPATH; ``cache`` holds the
+    datasets cache (so every size starts cold and the files go away with it)."""
+    env = {**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "HF_DATASETS_CACHE": str(cache)}
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src.resolve()), *filter(None, [os.environ.get("PYTHONPATH")])])
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *argv], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"rewardkit score {' '.join(argv)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def part_memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Peak RSS of ``rewardkit score --model SCORER`` at each size, each in its own process, and of a process
+    that only imports rewardkit's CLI (the floor)."""
+    folder = workdir / "memory"
+    folder.mkdir(parents=True, exist_ok=True)
+    floor = run_measured([], src=args.src, threads=args.threads, cache=folder / "hf-cache")
+    report: dict[str, Any] = {"scorer": args.memory_scorer, "rewardkit": floor["rewardkit"],
+                              "import_only_peak_rss_mb": floor["peak_rss_mb"], "sizes": {}}
+    for n in sorted(args.sizes):
+        data = synthetic_pairs(folder / f"pairs_{n}.jsonl", n)
+        cache = folder / f"hf-cache-{n}"
+        measured = run_measured(["--model", args.memory_scorer, "--data", str(data), "--out", str(folder / "scored.jsonl"),
+                                 "--device", "cpu"], src=args.src, threads=args.threads, cache=cache)
+        shutil.rmtree(cache, ignore_errors=True)
+        data.unlink()
+        report["sizes"][str(n)] = {"records": n, "peak_rss_mb": measured["peak_rss_mb"], "seconds": measured["seconds"],
+                                   "records_per_s": n / measured["seconds"],
+                                   "above_import_mb": measured["peak_rss_mb"] - floor["peak_rss_mb"]}
+        log(f"memory {n}: peak RSS {measured['peak_rss_mb']:.0f} MB, {measured['seconds']:.0f} s")
+    return report
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _parts(text: str) -> list[str]:
+    parts = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
+    return parts
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--parts", type=_parts, default=["throughput", "sweep"],
+                   help=f"comma-separated parts to run, of {', '.join(PARTS)}")
     p.add_argument("--model", default=None, help="reward model folder; default: an untrained minilm RM built in --workdir")
     p.add_argument("--skip-rows", type=int, default=1500, help="rows of the HH file before the held-out ones")
     p.add_argument("--rows", type=int, default=812, help="held-out rows to score (2 sequences each)")
     p.add_argument("--batch-size", type=int, default=32, help="baseline: sequences per fixed batch")
-    p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="rewardkit: padded-token budget per batch")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="rewardkit: padded-token budget per batch (default: rewardkit's default for the model's device)")
     p.add_argument("--max-length", type=int, default=256, help="max tokens per sequence (the encoder truncates)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch.set_num_threads")
     p.add_argument("--repeats", type=int, default=2, help="timed runs of each method, alternating")
     p.add_argument("--invariance-budgets", type=int, nargs=2, default=(512, 65536), metavar=("LOW", "HIGH"),
                    help="two max_tokens budgets whose rewardkit scores must agree")
+    p.add_argument("--sweep-budgets", type=_ints, default=[256, 512, 1024, 2048, 4096, 16384, 65536],
+                   help="sweep: comma-separated token budgets to time")
+    p.add_argument("--sizes", type=_ints, default=[10_000, 100_000, 1_000_000],
+                   help="memory: comma-separated numbers of synthetic pairs to score")
+    p.add_argument("--memory-scorer", default="length",
+                   help="memory: the --model of `rewardkit score` (length: no model; or a reward model folder)")
+    p.add_argument("--src", type=Path, default=None,
+                   help="memory: a rewardkit checkout's src folder to measure instead of the installed one")
     p.add_argument("--workdir", type=Path, default=None, help="folder for derived files (default: temp)")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    s = Settings(args.skip_rows, args.rows, args.batch_size, args.max_tokens, args.max_length, args.threads,
-                 args.repeats, tuple(args.invariance_budgets))
-    torch.set_num_threads(s.threads)
-    pairs = load_pairs(DATA, s.skip_rows, s.rows)
-    model_dir = ensure_model(args.model, workdir, s.max_length)
-    model_desc = args.model or "untrained minilm reward model (build_reward_model + save_reward_model)"
-    return build_report(s, pairs, model_desc, measure(s, model_dir, pairs, workdir))
+    torch.set_num_threads(args.threads)
+    report: dict[str, Any] = {"benchmark": "score_throughput", "parts": args.parts}
+    if {"throughput", "sweep"} & set(args.parts):
+        from rewardkit.models.reward_model import load_reward_model
+        from rewardkit.scoring import default_batch_tokens
+
+        pairs = load_pairs(DATA, args.skip_rows, args.rows)
+        model_dir = ensure_model(args.model, workdir, args.max_length)
+        model_desc = args.model or "untrained minilm reward model (build_reward_model + save_reward_model)"
+        rm = load_reward_model(model_dir, max_length=args.max_length)
+        encoded = encode_all(rm, pairs.examples)
+        max_tokens = args.max_tokens or default_batch_tokens(next(rm.model.parameters()).device)
+        s = Settings(args.skip_rows, args.rows, args.batch_size, max_tokens, args.max_length, args.threads,
+                     args.repeats, tuple(args.invariance_budgets))
+        if "throughput" in args.parts:
+            report.update(build_report(s, pairs, model_desc, measure(s, model_dir, pairs, workdir, rm, encoded)))
+        if "sweep" in args.parts:
+            report["budget_sweep"] = measure_sweep(rm, encoded, args.sweep_budgets, args.repeats)
+    if "memory" in args.parts:
+        report["memory"] = part_memory(args, workdir)
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
