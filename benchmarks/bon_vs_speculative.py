@@ -292,7 +292,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prompts", type=int, default=32, help="held-out prompts")
     p.add_argument("--ns", default="1,2,4,8,16,32,64,128", help="Best-of-N sizes; the largest is N_max")
     p.add_argument("--spr-ns", default="64,128", help="Speculative Rejection sizes (each must be one of --ns)")
-    p.add_argument("--alphas", default="0.5,0.7,0.8,0.9,adaptive,adaptive:0.5,0.95",
+    p.add_argument("--alphas", default="0.5,0.8,0.9,adaptive,adaptive:0.5,0.95",
                    help="rejection rates: numbers, 'adaptive' or 'adaptive:LOW,HIGH', separated by commas "
                    "(a comma after adaptive:LOW belongs to it)")
     p.add_argument("--first-decision", type=int, default=8, help="token-budget rule: tokens generated before the "
