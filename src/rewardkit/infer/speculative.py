@@ -28,8 +28,11 @@ less when they have not. At each decision point of a prompt,
 where ``ρ_k`` is the Spearman rank correlation between the samples' scores now and at the previous
 scoring (the samples that were running then and still have a score now: running, or finished since).
 The first decision has no previous scoring, so an adaptive run scores a *probe* halfway through the
-first segment (nothing is rejected there; it costs one scorer call per prompt). Where ``ρ`` cannot be
-computed (fewer than 3 samples, or all scores tied) the last rate is kept (``low`` at the start).
+first segment (nothing is rejected there; it costs one scorer call per prompt; a one-token first
+segment has no probe). Where ``ρ`` cannot be computed (fewer than 3 samples, or all scores tied) the
+last rate is kept (``low`` at the start). The correlation is taken over the survivors of the last
+decision only, a range-restricted sample, so it reads lower than over the whole pool: the rule leans
+towards keeping more.
 """
 
 from __future__ import annotations
