@@ -50,7 +50,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-length", type=int, default=None, help="max tokens per input (default: the model's own, "
                    "from rewardkit.json or its tokenizer; always written to results.json)")
     p.add_argument("--batch-tokens", type=int, default=None,
-                   help="padded-token budget per batch (default 16384 for RMs, 2048 for LM scorers); scores do "
+                   help="padded-token budget per batch (default for RMs: 512 on CPU, 65536 on GPU; 2048 for LM scorers); scores do "
                    "not depend on it")
     add_device_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of any random choice")

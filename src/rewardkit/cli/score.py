@@ -26,7 +26,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--data", required=True, help="input file or datasets folder")
     p.add_argument("--out", required=True, help="output .jsonl")
     p.add_argument("--batch-tokens", type=int, default=None, help="padded-token budget per batch, sorted by "
-                   "length (default 16384 for reward models, 2048 for LM scorers); scores do not depend on it")
+                   "length (default for reward models: 512 on CPU, 65536 on GPU; 2048 for LM scorers); scores do not "
+                   "depend on it")
     p.add_argument("--max-length", type=int, default=None, help="override the model's max length")
     p.add_argument("--ref-model", default=None, help="dpo: the reference model")
     p.add_argument("--ref-free", default=None, choices=["avg", "sum", "norm"], help="dpo: reference-free variant")
