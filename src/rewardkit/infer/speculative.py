@@ -144,35 +144,17 @@ def _finite(x: float) -> float:
     return -math.inf if math.isnan(x) else x
 
 
-def _ranks(x: Sequence[float]) -> list[float]:
-    """Ranks 1..n of ``x`` (NaN lowest), ties given their average rank."""
-    order = sorted(range(len(x)), key=lambda i: _finite(x[i]))
-    ranks = [0.0] * len(x)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and _finite(x[order[j + 1]]) == _finite(x[order[i]]):
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
 def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Spearman's ρ of paired scores (Pearson correlation of average ranks); None for fewer than 3 pairs
-    or when either side is all tied."""
+    """Spearman's ρ of paired scores (:func:`scipy.stats.spearmanr`, average ranks for ties; NaN ranks
+    lowest); None for fewer than 3 pairs or when either side is all tied."""
+    from scipy.stats import spearmanr
+
     if len(a) != len(b):
         raise ValueError(f"{len(a)} scores against {len(b)}")
-    if len(a) < 3:
+    x, y = [_finite(v) for v in a], [_finite(v) for v in b]
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
         return None
-    ra, rb = _ranks(a), _ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
-    if va == 0 or vb == 0:
-        return None
-    return cov / math.sqrt(va * vb)
+    return float(spearmanr(x, y).statistic)
 
 
 class _PromptPool:
