@@ -1,9 +1,10 @@
 """``rewardkit score``: any scorer over a file of preference pairs or prompt/completion rows.
 
-Memory stays flat in the file's size: the validated records live in a memory-mapped Arrow dataset
-(:func:`~rewardkit.data.dataset.load_examples`), each window of :data:`WINDOW` records is fetched from it,
-tokenized and scored on its own, and only the numbers are kept (:class:`RecordScores`, numpy arrays over
-the records); the output is then written by streaming the input file a second time.
+Memory stays flat in the file's size. One streaming pass validates the file (:func:`scan_records`); the
+records are then parsed again as a stream, :data:`WINDOW` at a time, and each window is tokenized and scored
+on its own, keeping only numbers (:class:`RecordScores`, numpy arrays over the records); a last streaming
+pass writes the output. Nothing is built per file: no Python lists of every record or token id, and no Arrow
+copy (whose memory-mapped pages would count towards the process's resident memory as they are read).
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from rewardkit.data.io import atomic_writer
+from rewardkit.data.dataset import iter_examples
+from rewardkit.data.formats import DataError, DataValidationError, Example, PreferenceExample
+from rewardkit.data.io import atomic_writer, no_records_error
 from rewardkit.errors import UnsupportedError
 from rewardkit.scorers import is_pairwise, pointwise_function
 from rewardkit.scorers.shards import Shard, current_shard, score_sharded
 from rewardkit.scoring import ScorerOptions, build_scorer
 from rewardkit.types import ScoreOutput
 
-WINDOW = 8192  # records fetched from Arrow, tokenized and scored at a time: all that is ever held as Python objects
-_COLUMNS = ["prompt", "chosen", "rejected", "conversational"]
+WINDOW = 8192  # records parsed, tokenized and scored at a time: all that is ever held as Python objects
+MAX_LISTED_ERRORS = 20
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,6 @@ def score_file(spec: str, data: str, out: str, *, options: ScorerOptions | None 
     (:mod:`rewardkit.scorers.shards`; ``device auto`` is each process's own GPU) and the first process writes
     ``out``, identical to one process's.
     """
-    from rewardkit.data.dataset import load_examples
-
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
     opts = options or ScorerOptions()
@@ -146,9 +147,7 @@ def score_file(spec: str, data: str, out: str, *, options: ScorerOptions | None 
     opts = dataclasses.replace(opts, device=shard.device(opts.device))
     if opts.items is None:
         opts = dataclasses.replace(opts, items=data)
-    loaded = load_examples(data, kind="any", skip_invalid=skip_invalid)
-    dataset = loaded.dataset.select_columns(_COLUMNS)
-    is_pair = pair_mask(dataset)
+    is_pair, n_invalid = scan_records(data, skip_invalid=skip_invalid)
     n_pairs = int(is_pair.sum())
     scorer = build_scorer(spec, opts)
     t0 = time.perf_counter()
@@ -156,27 +155,60 @@ def score_file(spec: str, data: str, out: str, *, options: ScorerOptions | None 
         if n_pairs < len(is_pair):
             raise UnsupportedError(f"{spec}: a pairwise judge compares two responses, but {data} has "
                                    f"{len(is_pair) - n_pairs} prompt/completion rows; give it preference pairs")
-        results = _judge_pairs(scorer, dataset, is_pair, shard, window)
+        results = _judge_pairs(scorer, data, is_pair, shard, window)
         sequences = n_pairs * 2
     else:
-        results = _pointwise(pointwise_function(scorer), dataset, is_pair, shard, window)
+        results = _pointwise(pointwise_function(scorer), data, is_pair, shard, window)
         sequences = len(is_pair) + n_pairs
     _check_finite(results)
     seconds = time.perf_counter() - t0
     if shard.is_main:
         _write_scored(data, out, results)
-    return ScoreFileResult(out, getattr(scorer, "name", spec), n_pairs, len(is_pair) - n_pairs, loaded.n_errors,
+    return ScoreFileResult(out, getattr(scorer, "name", spec), n_pairs, len(is_pair) - n_pairs, n_invalid,
                            sequences, int(results.truncated.sum()), seconds, shard.world, shard.is_main)
 
 
-def pair_mask(dataset: Any, *, batch: int = 65_536) -> np.ndarray:
-    """(N,) bool: which records of a loaded dataset are pairs (a non-empty ``rejected``), read from Arrow
-    a batch at a time (no messages are turned into Python objects)."""
-    import pyarrow.compute as pc
+def scan_records(data: str, *, skip_invalid: bool = False) -> tuple[np.ndarray, int]:
+    """One streaming pass over ``data``: (N,) bool, which of its N valid records are pairs (the others are
+    prompt/completion rows), and how many records are invalid.
 
-    parts = [pc.list_value_length(table["rejected"]).to_numpy(zero_copy_only=False) > 0
-             for table in dataset.select_columns(["rejected"]).with_format("arrow").iter(batch_size=batch)]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    Raises :class:`~rewardkit.data.formats.DataValidationError` listing the first invalid records unless
+    ``skip_invalid`` (and even then when no valid record is left), and ``DataError("FILE: no records")`` for
+    an input without any; an unreadable input raises the reader's :class:`~rewardkit.errors.InputError`."""
+    kinds = bytearray()  # 1 a pair, 0 a completion row: one byte a record
+    errors: list[str] = []
+    n_invalid = 0
+    for _, example in iter_examples(data):
+        if isinstance(example, DataError):
+            n_invalid += 1
+            if len(errors) < MAX_LISTED_ERRORS:
+                errors.append(str(example))
+        else:
+            kinds.append(isinstance(example, PreferenceExample))
+    if not kinds and not n_invalid:
+        raise no_records_error(data)
+    if n_invalid and (not skip_invalid or not kinds):
+        hint = DataValidationError.SKIP_HINT if not skip_invalid else "no valid record is left to use"
+        raise DataValidationError(str(data), errors, n_invalid, hint=hint)
+    return np.frombuffer(bytes(kinds), dtype=np.uint8).astype(bool), n_invalid
+
+
+def example_windows(data: str, size: int) -> Iterator[tuple[int, list[Example]]]:
+    """The valid records of ``data`` parsed again as a stream, ``size`` at a time: (index of the first, records)."""
+    lo, batch = 0, []
+    for _, example in iter_examples(data):
+        if isinstance(example, DataError):
+            continue
+        batch.append(example)
+        if len(batch) == size:
+            yield lo, batch
+            lo, batch = lo + size, []
+    if batch:
+        yield lo, batch
+
+
+def _response(example: Example) -> Any:
+    return example.chosen if isinstance(example, PreferenceExample) else example.completion
 
 
 def windows(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -196,21 +228,21 @@ def _shard_total(shard: Shard, is_pair: np.ndarray, window: int, per_record: Cal
     return sum(len(shard.positions(per_record(is_pair[lo:hi]))) for lo, hi in windows(len(is_pair), window))
 
 
-def _pointwise(fn: Any, dataset: Any, is_pair: np.ndarray, shard: Shard, window: int) -> RecordScores:
+def _pointwise(fn: Any, data: str, is_pair: np.ndarray, shard: Shard, window: int) -> RecordScores:
     """Score every chosen response (and the rejected one of each pair), one window of records at a time
     (this process's shard of each window's items)."""
     results = RecordScores.empty(is_pair)
     with _progress(_shard_total(shard, is_pair, window, lambda p: len(p) + int(p.sum())), shard) as bar:
-        for lo, hi in windows(len(is_pair), window):
-            rows = dataset[lo:hi]  # this window's records only: dict of lists
+        for lo, examples in example_windows(data, window):
+            hi = lo + len(examples)
             pairs = np.flatnonzero(is_pair[lo:hi])
             record = np.concatenate([np.arange(hi - lo), pairs])  # (m,) the window record of each item
-            responses = rows["chosen"] + [rows["rejected"][i] for i in pairs]
+            responses = [_response(e) for e in examples] + [examples[i].rejected for i in pairs]
 
-            def score(mine: np.ndarray, rows: dict[str, list[Any]] = rows, record: np.ndarray = record,
+            def score(mine: np.ndarray, examples: list[Any] = examples, record: np.ndarray = record,
                       responses: list[Any] = responses) -> ScoreOutput:
-                return fn([rows["prompt"][record[k]] for k in mine], [responses[k] for k in mine],
-                          [rows["conversational"][record[k]] for k in mine], progress=bar.update)
+                return fn([examples[record[k]].prompt for k in mine], [responses[k] for k in mine],
+                          [examples[record[k]].conversational for k in mine], progress=bar.update)
 
             out = score_sharded(shard, len(record), score)
             first = hi - lo
@@ -219,16 +251,16 @@ def _pointwise(fn: Any, dataset: Any, is_pair: np.ndarray, shard: Shard, window:
     return results
 
 
-def _judge_pairs(judge: Any, dataset: Any, is_pair: np.ndarray, shard: Shard, window: int) -> RecordScores:
+def _judge_pairs(judge: Any, data: str, is_pair: np.ndarray, shard: Shard, window: int) -> RecordScores:
     """A pairwise judge's half log-odds of every pair, one window at a time."""
     results = RecordScores.empty(is_pair, judge=True)
     with _progress(_shard_total(shard, is_pair, window, len), shard) as bar:
-        for lo, hi in windows(len(is_pair), window):
-            rows = dataset[lo:hi]
+        for lo, examples in example_windows(data, window):
+            hi = lo + len(examples)
 
-            def compare(mine: np.ndarray, rows: dict[str, list[Any]] = rows) -> ScoreOutput:
-                out = judge.compare([rows["prompt"][k] for k in mine], [rows["chosen"][k] for k in mine],
-                                    [rows["rejected"][k] for k in mine])
+            def compare(mine: np.ndarray, examples: list[Any] = examples) -> ScoreOutput:
+                out = judge.compare([examples[k].prompt for k in mine], [examples[k].chosen for k in mine],
+                                    [examples[k].rejected for k in mine])
                 bar.update(len(mine))
                 return out
 
@@ -251,7 +283,7 @@ def _check_finite(results: RecordScores) -> None:
 def _write_scored(data: str, out: str, results: RecordScores) -> None:
     """Stream the raw records of ``data`` again, attach each valid record's fields in order, write ``out``
     atomically (nothing half-written; a path that cannot be written is an input error naming it)."""
-    from rewardkit.data.formats import DataError, iter_records, parse_record
+    from rewardkit.data.formats import iter_records, parse_record
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     k = 0

@@ -1,5 +1,5 @@
-"""Scoring in windows (issue 16): ``score_file`` fetches a window of records from Arrow at a time and keeps
-only numbers, training-time evaluation reads token ids from Arrow per batch, and the default token budget
+"""Scoring in windows (issue 16): ``score_file`` parses, tokenizes and scores a window of records at a time
+and keeps only numbers, training-time evaluation reads token ids from Arrow per batch, and the default token budget
 follows the device. Windows must not change anything: values, input order, fields, invalid records."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from rewardkit.data.dataset import load_examples, tokenize_examples
-from rewardkit.data.formats import Location, PreferenceExample, parse_record
+from rewardkit.data.formats import DataError, DataValidationError, Location, PreferenceExample, parse_record
 from rewardkit.models.reward_model import load_reward_model
-from rewardkit.scorers.files import pair_mask, score_file, windows
+from rewardkit.scorers.files import scan_records, score_file, windows
 from rewardkit.scoring import (
     CPU_BATCH_TOKENS,
     GPU_BATCH_TOKENS,
@@ -123,10 +123,17 @@ def test_invalid_records_across_a_window_boundary(tmp_path: Path) -> None:
     assert valid[2]["score"] == 4.0 and valid[4]["chosen_score"] == 26.0  # " ccc" and " word " * 5
 
 
-def test_pair_mask_reads_arrow(tmp_path: Path) -> None:
-    data = _write(tmp_path / "data.jsonl", [json.dumps(r) for r in _records(7)])
-    loaded = load_examples(data, kind="any")
-    assert pair_mask(loaded.dataset, batch=3).tolist() == [True, True, False, True, True, False, True]
+def test_scan_counts_pairs_and_refuses_invalid_records_unless_skipped(tmp_path: Path) -> None:
+    lines = [json.dumps(r) for r in _records(4)]
+    data = _write(tmp_path / "data.jsonl", [lines[0], "{broken", *lines[1:]])
+    with pytest.raises(DataValidationError, match=r"(?s)1 invalid record\(s\) in .*data\.jsonl:2: bad JSON"):
+        scan_records(str(data))
+    is_pair, invalid = scan_records(str(data), skip_invalid=True)
+    assert is_pair.tolist() == [True, True, False, True] and invalid == 1
+    with pytest.raises(DataValidationError, match="no valid record is left"):
+        scan_records(str(_write(tmp_path / "bad.jsonl", ["{broken"])), skip_invalid=True)
+    with pytest.raises(DataError, match="no records"):
+        scan_records(str(_write(tmp_path / "empty.jsonl", [])))
 
 
 def test_judge_in_windows_equals_one_window(tmp_path: Path) -> None:
