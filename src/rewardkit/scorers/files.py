@@ -190,7 +190,7 @@ def scan_records(data: str, *, skip_invalid: bool = False) -> tuple[np.ndarray, 
     if n_invalid and (not skip_invalid or not kinds):
         hint = DataValidationError.SKIP_HINT if not skip_invalid else "no valid record is left to use"
         raise DataValidationError(str(data), errors, n_invalid, hint=hint)
-    return np.frombuffer(bytes(kinds), dtype=np.uint8).astype(bool), n_invalid
+    return np.frombuffer(kinds, dtype=bool), n_invalid  # the bytes themselves, no copy
 
 
 def example_windows(data: str, size: int) -> Iterator[tuple[int, list[Example]]]:
