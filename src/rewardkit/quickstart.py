@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from rewardkit.eval import shortcuts
 from rewardkit.eval.pairwise import evaluate_pairs
 from rewardkit.eval.stats import bootstrap_mean, pairwise_correct
+from rewardkit.models.memory import peak_rss_mb
 from rewardkit.models.reward_model import write_json_atomic
 from rewardkit.scorers.files import score_file
 from rewardkit.scoring import RewardModelScorer
@@ -55,7 +57,9 @@ def run_quickstart(*, out: str = "runs/quickstart", epochs: float | None = None,
 
     ``epochs`` None means :data:`EPOCHS`. ``response_only`` also trains the response-only baseline (the
     same training with every prompt hidden); without it the summary still bounds every prompt-blind
-    scorer exactly (``prompt_blind_ceiling``: 0.5 on the shipped twin pairs)."""
+    scorer exactly (``prompt_blind_ceiling``: 0.5 on the shipped twin pairs). The summary's ``resources``
+    say what the run took: wall seconds and the process's peak resident memory (``peak_rss_mb``)."""
+    t0 = time.perf_counter()
     out_dir = Path(out)
     train, test, candidates = (load_embedded(s) for s in ("train", "test", "candidates"))
     result = train_and_audit(train, test, out_dir, model=model, epochs=EPOCHS if epochs is None else epochs,
@@ -70,6 +74,7 @@ def run_quickstart(*, out: str = "runs/quickstart", epochs: float | None = None,
                          **{f"test_scores_{k}": v for k, v in scored.items()},
                          "rerank": str(out_dir / "rerank.jsonl"), "logs": str(out_dir / "rm" / "logs"),
                          "summary": str(out_dir / "summary.json")}}
+    summary["resources"] = {"seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
     write_json_atomic(out_dir / "summary.json", summary)
     _print_summary(summary)
     return QuickstartResult(out_dir, summary)
@@ -232,6 +237,9 @@ def _print_summary(s: dict[str, Any]) -> None:
                        ("best possible", "best_possible_gold")):
         rer.add_row(label, _ci(r[key]), _ci(r["samples_only"][key]))
     console.print(rer)
+    if "resources" in s:
+        console.print(f"took {s['resources']['seconds']:.0f} s; peak resident memory "
+                      f"{s['resources']['peak_rss_mb']:,.0f} MB")
     console.print("wrote:")
     for name, path in s["files"].items():
         console.print(f"  {name}: {path}")

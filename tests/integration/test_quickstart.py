@@ -29,6 +29,9 @@ def test_quickstart_reports_what_the_data_says(tmp_path: Path, capsys: pytest.Ca
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert str(out / "summary.json") in printed and "response-only reward model" in printed
+    resources = summary["resources"]  # what the run took, printed for the user and kept for benchmarks
+    assert resources["seconds"] > 0 and resources["peak_rss_mb"] > 0
+    assert f"peak resident memory {resources['peak_rss_mb']:,.0f} MB" in printed
 
     test = _rows(load_embedded("test"))
     pw = summary["pairwise"]
