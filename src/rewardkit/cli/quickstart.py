@@ -10,7 +10,8 @@ from rewardkit.cli.common import command
 
 def add_commands(sub: Any) -> None:
     p = command(sub, "quickstart", "the embedded default end to end, offline: train a MiniLM reward model on the "
-                "shipped ifeval-lite preferences, evaluate it against baselines, rerank held-out candidates", _run)
+                "shipped ifeval-lite preferences, evaluate it against baselines, rerank held-out candidates; prints the time "
+                "and peak resident memory it took (also in summary.json: resources)", _run)
     p.add_argument("--out", default="runs/quickstart", help="output folder")
     p.add_argument("--epochs", type=float, default=None,
                    help="training epochs over the shipped train split (default: 2, what MiniLM needs to learn to "
