@@ -99,3 +99,21 @@ def recomputed_attention(model: torch.nn.Module) -> Iterator[int]:
     finally:
         for config in configs.values():
             config._attn_implementation = "sdpa"
+
+
+def checkpoint_layers(model: torch.nn.Module) -> int:
+    """Turn on transformers' activation checkpointing (non-reentrant: the same dropout masks are replayed, so
+    the same numbers) in every transformers model inside ``model`` that supports it; each layer's
+    activations are then recomputed in backward. Returns how many models were switched."""
+    switched = 0
+    for module in model.modules():
+        if not getattr(module, "supports_gradient_checkpointing", False):
+            continue
+        on = "is_activation_checkpointing" if hasattr(module, "is_activation_checkpointing") else "is_gradient_checkpointing"
+        if not getattr(module, on):
+            if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5.x
+                module.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            switched += 1
+    return switched

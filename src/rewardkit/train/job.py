@@ -15,6 +15,7 @@ import math
 import os
 import platform
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import torch
 from rewardkit import __version__
 from rewardkit.errors import InputError
 from rewardkit.models.devices import resolve_device, resolve_precision
-from rewardkit.models.memory import recomputed_attention, release_free_memory
+from rewardkit.models.memory import checkpoint_layers, recomputed_attention, release_free_memory
 from rewardkit.train.config import LoraSection, TrainConfig
 from rewardkit.train.loop import LoopParts, LoopResult, LoopSettings, StepLoss, run_loop, steps_per_epoch
 
@@ -120,7 +121,10 @@ def run_job(cfg: TrainConfig, build: Callable[[Any, Any], Job]) -> TrainResult:
                       job.unit)
     settings = LoopSettings(global_batch, cfg.grad_accum, total, cfg.seed, cfg.group_by_length, cfg.max_grad_norm,
                             cfg.logging_steps, cfg.eval_steps, cfg.save_steps, cfg.save_total_limit, cfg.resume)
-    with recomputed_attention(job.model):  # same numbers; on CPU no (B, H, T, T) kept for backward
+    if cfg.activation_checkpointing:
+        checkpoint_layers(job.model)
+    # same numbers; on CPU no (B, H, T, T) kept for backward (with activation checkpointing: nothing to add)
+    with nullcontext() if cfg.activation_checkpointing else recomputed_attention(job.model):
         result = run_loop(parts, settings)
     release_free_memory()  # the freed activations' heap pages, back to the OS before saving and scoring
     metadata = _metadata(cfg, job, result, accelerator.num_processes, precision, global_batch)

@@ -98,3 +98,14 @@ def test_peak_rss_mb_converts_ru_maxrss(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_release_free_memory_applies_on_glibc_only() -> None:
     assert memory.release_free_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_checkpoint_layers_changes_no_number_and_keeps_less() -> None:
+    plain = _step(_bert())
+    model = _bert()
+    assert memory.checkpoint_layers(model) == 1  # the classifier; its BertModel follows it
+    assert memory.checkpoint_layers(model) == 0  # already on
+    layered = _step(model)
+    assert torch.equal(plain[0], layered[0]) and plain[3] == layered[3]
+    assert all(torch.equal(a, b) for a, b in zip(plain[1], layered[1], strict=True))
+    assert layered[2] < plain[2] / 2
