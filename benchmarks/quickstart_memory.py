@@ -3,8 +3,9 @@
 Two parts, each printed in one JSON object:
 
 - ``steps``: N MiniLM training steps (16 sequences of random width 40-170, half padded, as the quickstart's
-  batches of 8 pairs), once with transformers' SDPA attention and once with
-  :func:`rewardkit.models.memory.recomputed_attention`, each in its own subprocess: peak RSS (``ru_maxrss``),
+  batches of 8 pairs), with transformers' SDPA attention, with
+  :func:`rewardkit.models.memory.recomputed_attention` (the default in training) and with every layer
+  checkpointed (``--activation-checkpointing``), each in its own subprocess: peak RSS (``ru_maxrss``),
   RSS after the last step, CPU seconds of the steps, and whether the losses are equal bit for bit. Set
   ``MALLOC_MMAP_THRESHOLD_=65536`` in the environment to see resident memory track what is live (and what
   the page faults cost).
@@ -37,10 +38,12 @@ torch.set_num_threads(int(sys.argv[3]))
 from contextlib import nullcontext
 from transformers import AutoModelForSequenceClassification
 from rewardkit.models.backbones import resolve_backbone
-from rewardkit.models.memory import peak_rss_mb, recomputed_attention
+from rewardkit.models.memory import checkpoint_layers, peak_rss_mb, recomputed_attention
 torch.manual_seed(0); random.seed(0)
 m = AutoModelForSequenceClassification.from_pretrained(resolve_backbone("minilm"), num_labels=1).train()
 opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+if sys.argv[1] == "layers":
+    checkpoint_layers(m)
 cpu, losses = 0.0, []
 with recomputed_attention(m) if sys.argv[1] == "recomputed" else nullcontext():
     for _ in range(int(sys.argv[2])):
@@ -60,11 +63,12 @@ print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "end_rss_mb": round(rs
 
 def run_steps(steps: int, threads: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for attention in ("sdpa", "recomputed"):
+    for attention in ("sdpa", "recomputed", "layers"):
         proc = subprocess.run([sys.executable, "-c", STEP_SCRIPT, attention, str(steps), str(threads)],
                               capture_output=True, text=True, check=True)
         out[attention] = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["losses_equal"] = out["sdpa"].pop("losses") == out["recomputed"].pop("losses")
+    plain = out["sdpa"].pop("losses")
+    out["losses_equal"] = {k: out[k].pop("losses") == plain for k in ("recomputed", "layers")}
     return out
 
 

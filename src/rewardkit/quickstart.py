@@ -52,18 +52,21 @@ LR = 1e-4
 
 
 def run_quickstart(*, out: str = "runs/quickstart", epochs: float | None = None, model: str = "minilm",
-                   max_steps: int = -1, seed: int = 42, response_only: bool = False) -> QuickstartResult:
+                   max_steps: int = -1, seed: int = 42, response_only: bool = False,
+                   activation_checkpointing: bool = False) -> QuickstartResult:
     """Train, evaluate and rerank on the embedded ifeval-lite data; write ``summary.json`` and print it.
 
     ``epochs`` None means :data:`EPOCHS`. ``response_only`` also trains the response-only baseline (the
     same training with every prompt hidden); without it the summary still bounds every prompt-blind
     scorer exactly (``prompt_blind_ceiling``: 0.5 on the shipped twin pairs). The summary's ``resources``
-    say what the run took: wall seconds and the process's peak resident memory (``peak_rss_mb``)."""
+    say what the run took: wall seconds and the process's peak resident memory (``peak_rss_mb``);
+    ``activation_checkpointing`` trades training time for memory (the same numbers)."""
     t0 = time.perf_counter()
     out_dir = Path(out)
     train, test, candidates = (load_embedded(s) for s in ("train", "test", "candidates"))
     result = train_and_audit(train, test, out_dir, model=model, epochs=EPOCHS if epochs is None else epochs,
-                             max_steps=max_steps, seed=seed, response_only=response_only, say=_say)
+                             max_steps=max_steps, seed=seed, response_only=response_only, say=_say,
+                             activation_checkpointing=activation_checkpointing)
     steps = 4 if response_only else 3
     _say(f"[{steps}/{steps}] reranking held-out candidates with the reward model")
     rerank = _rerank(RewardModelScorer(str(out_dir / "rm")), candidates, out_dir / "rerank.jsonl", seed)
@@ -86,7 +89,8 @@ SCORED_FILES: dict[str, str] = {"rm": "test_scored.jsonl", "prompt_swap": "test_
 
 def train_and_audit(train: Path, test: Path, out_dir: Path, *, model: str = "minilm", epochs: float = EPOCHS,
                     max_steps: int = -1, seed: int = 42, response_only: bool = True,
-                    say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+                    say: Callable[[str], None] = lambda _: None, activation_checkpointing: bool = False
+                    ) -> dict[str, Any]:
     """Train a reward model on ``train`` (into ``out_dir/rm``; batch :data:`BATCH_SIZE`, lr :data:`LR`) and,
     with ``response_only``, the same model with every prompt hidden (``out_dir/rm_response_only``); score
     the ``test`` pairs as given, with each prompt swapped for another request's
@@ -99,7 +103,8 @@ def train_and_audit(train: Path, test: Path, out_dir: Path, *, model: str = "min
 
     def config(data: Path, rm_dir: Path) -> RewardTrainConfig:
         return RewardTrainConfig(data=str(data), model=model, out=str(rm_dir), epochs=epochs, max_steps=max_steps,
-                                 max_length=256, batch_size=BATCH_SIZE, lr=LR, seed=seed, logging_steps=10)
+                                 max_length=256, batch_size=BATCH_SIZE, lr=LR, seed=seed, logging_steps=10,
+                                 activation_checkpointing=activation_checkpointing)
 
     steps = "4" if response_only else "3"
     say(f"[1/{steps}] training a {model} reward model on {train}")

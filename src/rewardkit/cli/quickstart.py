@@ -21,11 +21,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--response-only", action="store_true",
                    help="also train the response-only shortcut baseline (the same model with every prompt hidden; "
                    "doubles the time; without it the summary still bounds every prompt-blind scorer exactly)")
+    p.add_argument("--activation-checkpointing", action="store_true",
+                   help="recompute each layer's activations in backward: less peak memory, ~20-30%% more training "
+                   "time, the same results")
 
 
 def _run(args: argparse.Namespace) -> int:
     from rewardkit.quickstart import run_quickstart
 
     run_quickstart(out=args.out, epochs=args.epochs, model=args.model, max_steps=args.max_steps,
-                   response_only=args.response_only)
+                   response_only=args.response_only, activation_checkpointing=args.activation_checkpointing)
     return 0
