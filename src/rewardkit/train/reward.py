@@ -22,7 +22,7 @@ from rewardkit.models.reward_model import RewardModel, build_reward_model, save_
 from rewardkit.scoring import forward_head
 from rewardkit.stats import pairwise_summary
 from rewardkit.train.config import RewardTrainConfig
-from rewardkit.train.evaluation import score_on_all_ranks
+from rewardkit.train.evaluation import score_pairs_on_all_ranks
 from rewardkit.train.job import Job, TrainResult, apply_lora, run_job
 from rewardkit.train.loop import StepLoss
 
@@ -96,13 +96,8 @@ def evaluate_pairs(accelerator: Any, model: Any, pad_id: int, tokenized: Any, *,
                    seed: int = 0) -> dict[str, float]:
     """Pairwise accuracy (95% bootstrap interval) and mean margin of ``model`` on tokenized pairs; every
     rank scores its shard and gets the same numbers (:func:`rewardkit.stats.pairwise_summary`)."""
-    cols = tokenized.select_columns(_TRAIN_COLUMNS)[:]  # dict of lists
-    n = len(tokenized)
-    scores = score_on_all_ranks(
-        accelerator, model, pad_id, cols["chosen_input_ids"] + cols["rejected_input_ids"],
-        cols["chosen_token_type_ids"] + cols["rejected_token_type_ids"],
-        cols["chosen_response_start"] + cols["rejected_response_start"], max_tokens=max_tokens)
-    return pairwise_summary(scores[:n], scores[n:], seed=seed)
+    chosen, rejected = score_pairs_on_all_ranks(accelerator, model, pad_id, tokenized, max_tokens=max_tokens)
+    return pairwise_summary(chosen, rejected, seed=seed)
 
 
 def build_rm_job(cfg: RewardTrainConfig, accelerator: Any) -> Job:
