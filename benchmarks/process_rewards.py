@@ -319,28 +319,77 @@ def part_two_hop(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
+    """One panel per part present: two-hop accuracy vs distractors, Best-of-N accuracy per task and N,
+    AdaptiveStep vs newline (steps per solution, rollout tokens, first-error F1)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 1, figsize=(5.5, 4))
+    panels = [p for p in ("two_hop", "bon", "adaptive") if p in report]
+    tasks = list(report.get("bon", {}))
+    n = len(panels) - ("bon" in panels) + len(tasks)
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(5.5 * max(n, 1), 4), squeeze=False)
+    axes = list(axes[0])
     if "two_hop" in report:
-        rows = report["two_hop"]["by_distractors"]
-        ks = sorted(int(k) for k in rows)
-        acc = [rows[str(k)]["accuracy"] for k in ks]
-        err = [[a - rows[str(k)]["ci95_low"] for k, a in zip(ks, acc, strict=True)],
-               [rows[str(k)]["ci95_high"] - a for k, a in zip(ks, acc, strict=True)]]
-        ax.errorbar(ks, acc, yerr=err, fmt="o-", capsize=4, label=report["two_hop"]["policy"])
-        ax.plot(ks, [rows[str(k)]["chance"] for k in ks], "k--", label="guessing a name in the facts")
-        ax.set_xlabel("distracting premises")
-        ax.set_ylabel("final-answer accuracy")
-        ax.set_xticks(ks)
-        ax.set_ylim(0, 1)
-        ax.legend(fontsize=8)
-        ax.set_title("two-hop reasoning with distractors")
+        _plot_two_hop(axes.pop(0), report["two_hop"])
+    for task in tasks:
+        _plot_bon(axes.pop(0), task, report["bon"][task])
+    if "adaptive" in report:
+        _plot_adaptive(axes.pop(0), report["adaptive"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def _plot_two_hop(ax: Any, two_hop: dict[str, Any]) -> None:
+    rows = two_hop["by_distractors"]
+    ks = sorted(int(k) for k in rows)
+    acc = [rows[str(k)]["accuracy"] for k in ks]
+    err = [[a - rows[str(k)]["ci95_low"] for k, a in zip(ks, acc, strict=True)],
+           [rows[str(k)]["ci95_high"] - a for k, a in zip(ks, acc, strict=True)]]
+    ax.errorbar(ks, acc, yerr=err, fmt="o-", capsize=4, label=two_hop["policy"])
+    ax.plot(ks, [rows[str(k)]["chance"] for k in ks], "k--", label="guessing a name in the facts")
+    ax.set_xlabel("distracting premises")
+    ax.set_ylabel("final-answer accuracy")
+    ax.set_xticks(ks)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("two-hop reasoning with distractors")
+
+
+def _plot_bon(ax: Any, task: str, bon: dict[str, Any]) -> None:
+    ns = list(bon["best_of_n"])
+    names = list(bon["best_of_n"][ns[0]])
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        vals = [bon["best_of_n"][n][name] for n in ns]
+        x = np.arange(len(ns)) + (j - (len(names) - 1) / 2) * width
+        ax.bar(x, [v["value"] for v in vals], width, label=name,
+               yerr=[[v["value"] - v["ci95_low"] for v in vals], [v["ci95_high"] - v["value"] for v in vals]],
+               capsize=2)
+    ax.set_xticks(range(len(ns)), [f"N = {n}" for n in ns])
+    ax.set_ylabel("final-answer accuracy of the pick")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title(f"Best-of-N on held-out {task} ({bon['problems']} problems)")
+
+
+def _plot_adaptive(ax: Any, adaptive: dict[str, Any]) -> None:
+    splits = [s for s in ("confidence", "newline") if s in adaptive]
+    metrics = {"steps / solution": [adaptive[s]["steps"]["steps_per_solution"]["mean"] for s in splits],
+               "rollout tokens / 1000": [adaptive[s]["labels"]["rollout_tokens"] / 1000 for s in splits],
+               "first-error F1 mused x10": [10 * adaptive[s]["prm_first_error_mused"]["metrics"]["f1"]["value"]
+                                            for s in splits],
+               "first-error F1 CHAMP x10": [10 * adaptive[s]["prm_first_error_champ"]["metrics"]["f1"]["value"]
+                                            for s in splits if "prm_first_error_champ" in adaptive[s]]}
+    metrics = {k: v for k, v in metrics.items() if len(v) == len(splits)}
+    width = 0.8 / len(splits)
+    for j, split in enumerate(splits):
+        x = np.arange(len(metrics)) + (j - (len(splits) - 1) / 2) * width
+        ax.bar(x, [v[j] for v in metrics.values()], width, label=f"{split} split")
+    ax.set_xticks(range(len(metrics)), list(metrics), fontsize=7)
+    ax.legend(fontsize=8)
+    ax.set_title("AdaptiveStep (confidence) vs newline steps")
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
