@@ -376,11 +376,11 @@ def _plot_bon(ax: Any, task: str, bon: dict[str, Any]) -> None:
 
 def _plot_adaptive(ax: Any, adaptive: dict[str, Any]) -> None:
     splits = [s for s in ("confidence", "newline") if s in adaptive]
-    metrics = {"steps / solution": [adaptive[s]["steps"]["steps_per_solution"]["mean"] for s in splits],
-               "rollout tokens / 1000": [adaptive[s]["labels"]["rollout_tokens"] / 1000 for s in splits],
-               "first-error F1 mused x10": [10 * adaptive[s]["prm_first_error_mused"]["metrics"]["f1"]["value"]
+    metrics = {"steps per\nsolution": [adaptive[s]["steps"]["steps_per_solution"]["mean"] for s in splits],
+               "rollout\nktokens": [adaptive[s]["labels"]["rollout_tokens"] / 1000 for s in splits],
+               "F1 mused\n(x10)": [10 * adaptive[s]["prm_first_error_mused"]["metrics"]["f1"]["value"]
                                             for s in splits],
-               "first-error F1 CHAMP x10": [10 * adaptive[s]["prm_first_error_champ"]["metrics"]["f1"]["value"]
+               "F1 CHAMP\n(x10)": [10 * adaptive[s]["prm_first_error_champ"]["metrics"]["f1"]["value"]
                                             for s in splits if "prm_first_error_champ" in adaptive[s]]}
     metrics = {k: v for k, v in metrics.items() if len(v) == len(splits)}
     width = 0.8 / len(splits)
