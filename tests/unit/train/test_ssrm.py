@@ -164,7 +164,11 @@ def test_pseudo_labels_are_the_round_models_preference_probabilities(one_round: 
                                                                     files: dict[str, Path]) -> None:
     out, _ = one_round
     pairs = [e for _, e in iter_examples(files["unlabeled"])]
-    scorer = build_scorer(f"rm:{out / 'rounds' / 'round-0'}", ScorerOptions(device="cpu", dtype="float32"))
+    # the same token budget as the run's pseudo-labelling (its eval_batch_tokens), so the same batches and
+    # the same float32 sums: equal to 1e-12 (other budgets agree to ~1e-8 only)
+    budget = json.loads((out / "ssrm.json").read_text())["train_config"]["eval_batch_tokens"]
+    scorer = build_scorer(f"rm:{out / 'rounds' / 'round-0'}",
+                          ScorerOptions(device="cpu", dtype="float32", batch_tokens=budget))
     want = preference_probabilities(scorer, [e.prompt for e in pairs], [e.chosen for e in pairs],
                                     [e.rejected for e in pairs], [e.conversational for e in pairs]).p_first
     pseudo = _rows(out / "rounds" / "round-1" / "pseudo.jsonl")
